@@ -1,0 +1,109 @@
+"""Reading official SurgVLP / HecVL / PeskaVLP checkpoints: bare ``state_dict`` files with upstream key names.
+
+Loading is strict. The only tolerated difference is ``backbone_text.model.embeddings.position_ids``, a
+buffer that older transformers saved and current ones rebuild. Anything else means the file is not what the
+user thinks it is, and the error says what it looks like instead.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from surgvlp.errors import SurgVLPError
+from surgvlp.model import SurgVLP
+from surgvlp.text import PromptTokenizer, load_text_config
+
+IGNORED_KEYS = frozenset({"backbone_text.model.embeddings.position_ids"})
+OFFICIAL_PREFIXES = ("backbone_img.model.", "backbone_img.global_embedder.", "backbone_text.model.")
+SHOWN_KEYS = 3
+
+
+def _describe_foreign(keys: list[str]) -> str:
+    """A guess at what a state_dict without the official prefixes is, for the error message."""
+    key_set = set(keys)
+    if all(key.startswith("module.") for key in keys):
+        return "its keys start with 'module.' (saved from DataParallel/DDP); official files have no prefix"
+    if {"conv1.weight", "fc.weight"} <= key_set:
+        return "it looks like a torchvision ResNet ImageNet checkpoint, not a SurgVLP-family one"
+    if any(key.startswith(("bert.", "embeddings.word_embeddings")) for key in keys):
+        return "it looks like a plain BERT checkpoint (e.g. Bio_ClinicalBERT's weights), not a SurgVLP-family one"
+    return "its keys do not start with " + ", ".join(OFFICIAL_PREFIXES)
+
+
+def _first(keys: Iterable[str]) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:SHOWN_KEYS])
+    return shown + (f" (and {len(keys) - SHOWN_KEYS} more)" if len(keys) > SHOWN_KEYS else "")
+
+
+def _describe_unloadable(path: Path, error: Exception) -> str:
+    size = path.stat().st_size
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        inner = [name for name in names if name.endswith((".pth", ".pt"))]
+        if inner:
+            return (
+                f"{path} is a zip archive holding {', '.join(inner)}, not a checkpoint: extract it, "
+                f"or run `surgvlp weights import {path}`"
+            )
+    if isinstance(error, pickle.UnpicklingError):
+        return f"{path} is not a plain state_dict (it holds pickled objects that are not tensors): {error}".splitlines()[0]
+    if "central directory" in str(error) or "EOF" in str(error) or "unexpected" in str(error).lower():
+        return f"{path} is truncated or corrupt ({size} bytes): download or copy it again"
+    return f"{path} is not a PyTorch checkpoint ({size} bytes): {str(error).splitlines()[0]}"
+
+
+def _describe_wrapper(path: Path, wrapper: dict) -> str:
+    inner = [key for key, value in wrapper.items() if isinstance(value, dict)]
+    hint = f"; the weights may be under {inner[0]!r}" if inner else ""
+    return f"{path} is a dict with keys {_first(map(str, wrapper))}, not a bare state_dict as the official files are{hint}"
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Load a checkpoint file on the CPU and check that it is a bare state_dict with official key prefixes."""
+    path = Path(path)
+    if not path.is_file():
+        raise SurgVLPError(f"checkpoint {path} does not exist")
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
+        raise SurgVLPError(_describe_unloadable(path, error)) from None
+    if not isinstance(state_dict, dict):
+        raise SurgVLPError(f"{path} holds a {type(state_dict).__name__}, not a state_dict")
+    if not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
+        raise SurgVLPError(_describe_wrapper(path, state_dict))
+    keys = [key for key in state_dict if key not in IGNORED_KEYS]
+    foreign = [key for key in keys if not key.startswith(OFFICIAL_PREFIXES)]
+    if foreign:
+        raise SurgVLPError(f"{path} is not a SurgVLP-family checkpoint: {_describe_foreign(keys)}; unexpected keys {_first(foreign)}")
+    return {key: value for key, value in state_dict.items() if key not in IGNORED_KEYS}
+
+
+def load_model(checkpoint: Path, text_model_dir: Path) -> tuple[SurgVLP, PromptTokenizer]:
+    """Build the network from the text-model folder and load the checkpoint strictly, on the CPU."""
+    tokenizer = PromptTokenizer(text_model_dir)
+    model = SurgVLP(load_text_config(text_model_dir), tokenizer.sep_token_id)
+    state_dict = read_state_dict(checkpoint)
+    expected = model.state_dict()
+    missing = expected.keys() - state_dict.keys()
+    unexpected = state_dict.keys() - expected.keys()
+    if missing or unexpected:
+        parts = [f"missing keys {_first(missing)}"] if missing else []
+        parts += [f"unexpected keys {_first(unexpected)}"] if unexpected else []
+        raise SurgVLPError(f"{checkpoint} does not match the network built from {text_model_dir}: {'; '.join(parts)}")
+    mismatched = [key for key, value in state_dict.items() if value.shape != expected[key].shape]
+    if mismatched:
+        key = mismatched[0]
+        raise SurgVLPError(
+            f"{checkpoint} does not match the network built from {text_model_dir}: {key} has shape "
+            f"{tuple(state_dict[key].shape)}, expected {tuple(expected[key].shape)}"
+            + (f" ({len(mismatched) - 1} more mismatched)" if len(mismatched) > 1 else "")
+        )
+    model.load_state_dict(state_dict, strict=True)
+    return model.eval(), tokenizer

@@ -1,0 +1,169 @@
+"""Batched inference: frames and prompts in, embeddings out, on whatever device is best.
+
+Preparing a batch (decoding is already in the frame source's thread; here resize, crop and normalise) runs in a
+background thread while the model works on the previous batch, so the image encoder, not the preprocessing,
+sets the pace.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from surgvlp.checkpoint import load_model
+from surgvlp.errors import SurgVLPError
+from surgvlp.model import SurgVLP
+from surgvlp.preprocess import to_model_input
+from surgvlp.text import PromptTokenizer
+
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+PREFETCH_BATCHES = 2
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """CUDA when present, else the CPU; an explicit request for a missing CUDA device is an error."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SurgVLPError("--device cuda was requested but no CUDA device is available; use --device cpu")
+    return device
+
+
+def _autocast_dtype(device: torch.device, precision: Precision) -> torch.dtype | None:
+    """bf16 (or fp16) autocast on CUDA; the CPU always computes in float32, where autocast only costs accuracy."""
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return AUTOCAST_DTYPES[precision]
+
+
+def _prefetched(batches: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Run ``batches`` in a daemon thread, at most ``PREFETCH_BATCHES`` ahead; errors re-raise in the consumer."""
+    slots: queue.Queue = queue.Queue(maxsize=PREFETCH_BATCHES)
+    stop = threading.Event()
+    done = object()
+
+    def offer(item: object) -> bool:
+        """Queue ``item`` unless the consumer has gone away; False once it has."""
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not offer(batch):
+                    return
+            offer(done)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            offer(error)
+
+    worker = threading.Thread(target=produce, name="surgvlp-preprocess", daemon=True)
+    worker.start()
+    try:
+        while (item := slots.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+def _batched(frames: Iterable[np.ndarray], batch_size: int) -> Iterator[torch.Tensor]:
+    batch: list[np.ndarray] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == batch_size:
+            yield to_model_input(batch)
+            batch = []
+    if batch:
+        yield to_model_input(batch)
+
+
+class SurgVLPEncoder:
+    """A loaded SurgVLP-family model on a device, with its tokenizer."""
+
+    def __init__(
+        self,
+        model: SurgVLP,
+        tokenizer: PromptTokenizer,
+        device: str | torch.device | None = None,
+        precision: Precision = "auto",
+    ) -> None:
+        self.device = pick_device(device)
+        self.autocast_dtype = _autocast_dtype(self.device, precision)
+        self.model = model.eval().to(self.device)
+        if self.device.type == "cuda":
+            self.model.backbone_img.to(memory_format=torch.channels_last)
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def from_files(
+        cls,
+        checkpoint: Path,
+        text_model_dir: Path,
+        device: str | torch.device | None = None,
+        precision: Precision = "auto",
+    ) -> SurgVLPEncoder:
+        return cls(*load_model(checkpoint, text_model_dir), device=device, precision=precision)
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    @torch.inference_mode()
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Preprocessed (N, 3, 224, 224) images -> (N, 768) float32 embeddings on the CPU."""
+        images = images.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            return self.model.encode_image(images).float().cpu()
+
+    @torch.inference_mode()
+    def encode_prompts(self, prompts: Sequence[str]) -> np.ndarray:
+        """(P, 768) float32 text embeddings, not normalised."""
+        tokens = {key: value.to(self.device) for key, value in self.tokenizer(list(prompts)).items()}
+        with self._autocast():
+            return self.model.encode_text(**tokens).float().cpu().numpy()
+
+    def encode_frames(
+        self,
+        frames: Iterable[np.ndarray],
+        batch_size: int = 64,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """(H, W, 3) uint8 RGB frames -> (N, 768) float32 embeddings, preprocessing overlapped with the model.
+
+        ``on_batch`` receives the number of frames just encoded (for progress bars).
+        """
+        if batch_size < 1:
+            raise SurgVLPError(f"batch size must be at least 1, got {batch_size}")
+        if self.device.type == "cuda":
+            batches = (batch.pin_memory() for batch in _batched(frames, batch_size))
+        else:
+            batches = _batched(frames, batch_size)
+        embeddings = []
+        for batch in _prefetched(batches):
+            embeddings.append(self.encode_images(batch))
+            if on_batch is not None:
+                on_batch(len(batch))
+        if not embeddings:
+            raise SurgVLPError("no frames to encode")
+        return torch.cat(embeddings).numpy()

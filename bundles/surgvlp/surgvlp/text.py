@@ -1,0 +1,75 @@
+"""The text-model folder (Bio_ClinicalBERT's ``config.json`` and ``vocab.txt``) and prompt tokenisation.
+
+Only the configuration and vocabulary come from the folder; the weights come from the SurgVLP-family
+checkpoint. Nothing here reaches the network: the folder is fetched once by ``surgvlp weights fetch``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import BertConfig, BertTokenizer
+
+from surgvlp.errors import SurgVLPError
+from surgvlp.model import CONTEXT_LENGTH
+
+TEXT_MODEL_FILES = ("config.json", "vocab.txt")
+
+
+def _require_files(folder: Path) -> None:
+    if not folder.is_dir():
+        raise SurgVLPError(
+            f"text model folder {folder} does not exist; run `surgvlp weights fetch <variant>` "
+            "or copy Bio_ClinicalBERT's config.json and vocab.txt there"
+        )
+    missing = [name for name in TEXT_MODEL_FILES if not (folder / name).is_file()]
+    if missing:
+        raise SurgVLPError(f"text model folder {folder} lacks {', '.join(missing)}; it needs {', '.join(TEXT_MODEL_FILES)}")
+
+
+def load_text_config(folder: Path) -> BertConfig:
+    """BERT's architecture as described by ``config.json``; random weights, replaced by the checkpoint."""
+    folder = Path(folder)
+    _require_files(folder)
+    try:
+        values = json.loads((folder / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SurgVLPError(f"{folder / 'config.json'} is not readable JSON: {error}") from None
+    if not isinstance(values, dict) or values.get("model_type", "bert") != "bert":
+        raise SurgVLPError(f"{folder / 'config.json'} does not describe a BERT model")
+    return BertConfig(**{key: value for key, value in values.items() if key != "architectures"})
+
+
+class PromptTokenizer:
+    """Tokenises prompts exactly as upstream: lower-cased WordPiece, padded and truncated to 77 tokens.
+
+    Bio_ClinicalBERT's vocabulary is cased, but its hub folder has no tokenizer configuration, so the
+    upstream ``AutoTokenizer`` falls back to lower-casing; the published models were trained that way.
+    The tokenizer is built once per folder and reused for every call.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        folder = Path(folder)
+        _require_files(folder)
+        self.tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"), do_lower_case=True)
+
+    @property
+    def sep_token_id(self) -> int:
+        return self.tokenizer.sep_token_id
+
+    def __call__(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        if not prompts:
+            raise SurgVLPError("no prompts given")
+        empty = [index for index, prompt in enumerate(prompts) if not prompt.strip()]
+        if empty:
+            raise SurgVLPError(f"prompt {empty[0] + 1} is empty")
+        encoded = self.tokenizer(
+            list(prompts),
+            padding="max_length",
+            truncation=True,
+            max_length=CONTEXT_LENGTH,
+            return_tensors="pt",
+        )
+        return {key: encoded[key] for key in ("input_ids", "attention_mask", "token_type_ids")}

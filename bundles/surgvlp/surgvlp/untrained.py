@@ -1,0 +1,81 @@
+"""Randomly initialised models in the official checkpoint layout, and the rule for when they may run.
+
+They exist so that the whole pipeline can be exercised (tests, demos, benchmarks) where the licensed weights
+cannot be downloaded. Their outputs mean nothing, so they run only when asked for explicitly, and every
+output they produce says ``"untrained": true``.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from transformers import BertConfig
+
+from surgvlp.atomic import atomic_write
+from surgvlp.errors import SurgVLPError
+from surgvlp.model import EMBED_DIM, SurgVLP
+
+ALLOW_UNTRAINED_ENV = "SURGVLP_ALLOW_UNTRAINED"
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+BIO_CLINICAL_BERT_VOCAB_SIZE = 28996
+
+Size = Literal["tiny", "full"]
+
+# "full" has Bio_ClinicalBERT's shape, for realistic speed and memory figures; "tiny" keeps the 768-d
+# embedding space and the four pooled layers but little else, so tests load it in a blink.
+TEXT_CONFIGS: dict[Size, dict[str, int]] = {
+    "tiny": dict(num_hidden_layers=4, num_attention_heads=4, intermediate_size=256, max_position_embeddings=128),
+    "full": dict(num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512),
+}
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    checkpoint: Path
+    text_model_dir: Path
+
+
+def untrained_allowed(flag: bool = False) -> bool:
+    """True when the user asked for untrained models, by flag or by environment variable."""
+    return flag or os.environ.get(ALLOW_UNTRAINED_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def require_untrained_allowed(what: str, flag: bool) -> None:
+    if not untrained_allowed(flag):
+        raise SurgVLPError(
+            f"{what} holds untrained (random) weights whose outputs mean nothing; to run it anyway pass "
+            f"--allow-untrained or set {ALLOW_UNTRAINED_ENV}=1"
+        )
+
+
+def _vocabulary(size: Size) -> list[str]:
+    """A WordPiece vocabulary able to spell any lower-case ASCII text, padded to BERT's size for ``full``."""
+    pieces = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = [*SPECIAL_TOKENS, *pieces, *(f"##{piece}" for piece in pieces)]
+    if size == "full":
+        vocab += [f"[unused{index}]" for index in range(BIO_CLINICAL_BERT_VOCAB_SIZE - len(vocab))]
+    return vocab
+
+
+def write_untrained_model(out_dir: Path, size: Size = "tiny", seed: int = 0) -> ModelFiles:
+    """Write ``model.pth`` (a bare state_dict with upstream key names) and a matching ``text_model/`` folder."""
+    out_dir = Path(out_dir)
+    text_dir = out_dir / "text_model"
+    text_dir.mkdir(parents=True, exist_ok=True)
+    vocab = _vocabulary(size)
+    (text_dir / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    config = BertConfig(vocab_size=len(vocab), hidden_size=EMBED_DIM, **TEXT_CONFIGS[size])
+    config.architectures = ["BertModel"]
+    config.to_json_file(text_dir / "config.json")
+
+    torch.manual_seed(seed)
+    model = SurgVLP(config, sep_token_id=vocab.index("[SEP]"))
+    checkpoint = out_dir / "model.pth"
+    with atomic_write(checkpoint) as stream:
+        torch.save(model.state_dict(), stream)
+    return ModelFiles(checkpoint, text_dir)
