@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-from surgvlp.untrained import ModelFiles, write_untrained_model
+from surgvlp.cache import CACHE_DIR_ENV
+from surgvlp.untrained import ALLOW_UNTRAINED_ENV, ModelFiles, write_untrained_model
+from surgvlp.weights import WEIGHTS_DIR_ENV, WeightStore
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -41,7 +43,28 @@ def pytest_configure(config: pytest.Config) -> None:
     socket.socket.connect_ex = _guarded(_real_connect_ex)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Weights and the embedding cache in throw-away folders: tests never touch the bundle or the home folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(WEIGHTS_DIR_ENV, str(tmp_path_factory.mktemp("weights")))
+        patch.setenv(CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
+        patch.delenv(ALLOW_UNTRAINED_ENV, raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
-    """A random-weight model with the official checkpoint keys and a small BERT (4 layers, tiny vocabulary)."""
-    return write_untrained_model(tmp_path_factory.mktemp("tiny_model"), size="tiny", seed=0)
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, isolated_folders: None) -> ModelFiles:
+    """A random-weight model with the official checkpoint keys and a small BERT (4 layers, tiny vocabulary),
+    recorded as untrained in the test weights folder, as ``surgvlp weights init-untrained`` does."""
+    files = write_untrained_model(tmp_path_factory.mktemp("tiny_model"), size="tiny", seed=0)
+    WeightStore().record("untrained-tiny", files.checkpoint, source="generated", untrained=True)
+    return files
+
+
+@pytest.fixture(scope="session")
+def sample_case(tmp_path_factory: pytest.TempPathFactory):
+    """A short synthetic laparoscopy in every container (mp4, DICOM video, multi-frame DICOM, frame folder)."""
+    from surgvlp.sample_data import write_sample_case
+
+    return write_sample_case(tmp_path_factory.mktemp("sample_case"), duration=21, seed=0, size=(160, 96))

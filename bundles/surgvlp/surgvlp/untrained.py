@@ -19,6 +19,7 @@ from transformers import BertConfig
 from surgvlp.atomic import atomic_write
 from surgvlp.errors import SurgVLPError
 from surgvlp.model import EMBED_DIM, SurgVLP
+from surgvlp.weights.store import CHECKPOINT_TEXT_MODEL_DIRNAME
 
 ALLOW_UNTRAINED_ENV = "SURGVLP_ALLOW_UNTRAINED"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -65,7 +66,7 @@ def _vocabulary(size: Size) -> list[str]:
 def write_untrained_model(out_dir: Path, size: Size = "tiny", seed: int = 0) -> ModelFiles:
     """Write ``model.pth`` (a bare state_dict with upstream key names) and a matching ``text_model/`` folder."""
     out_dir = Path(out_dir)
-    text_dir = out_dir / "text_model"
+    text_dir = out_dir / CHECKPOINT_TEXT_MODEL_DIRNAME
     text_dir.mkdir(parents=True, exist_ok=True)
     vocab = _vocabulary(size)
     (text_dir / "vocab.txt").write_text("\n".join(vocab) + "\n")

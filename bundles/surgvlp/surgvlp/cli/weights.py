@@ -1,0 +1,136 @@
+"""``surgvlp weights fetch|import|list|verify|init-untrained``: get the licensed weights onto a machine and keep them honest."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from surgvlp.errors import SurgVLPError
+from surgvlp.weights.store import GENERATED_SOURCE, WEIGHTS_DIR_ENV, WeightEntry, WeightStore
+from surgvlp.weights.variants import TEXT_MODEL_REPO, TEXT_MODEL_URL_ENV, VARIANTS
+
+SHA256_SHOWN = 12
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "weights",
+        help="fetch, import, list and verify the model weights",
+        description="Manage the SurgVLP, HecVL and PeskaVLP weights (CC BY-NC-SA 4.0, fetched by each site, "
+        "never redistributed) and the Bio_ClinicalBERT text-model files.",
+    )
+    folder = argparse.ArgumentParser(add_help=False)
+    folder.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help=f"weights folder (default: ${WEIGHTS_DIR_ENV}, else the bundle's models/ folder)",
+    )
+    actions = parser.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
+
+    fetch = actions.add_parser(
+        "fetch", parents=[folder], help="download a model's official checkpoint and the text-model files"
+    )
+    fetch.add_argument("variant", choices=list(VARIANTS), help="which model to download")
+    fetch.add_argument("--url", help="download the zip from this mirror instead (default: $SURGVLP_<VARIANT>_URL, else the official link)")
+    fetch.add_argument(
+        "--text-model-url",
+        help=f"base URL of the {TEXT_MODEL_REPO} files (default: ${TEXT_MODEL_URL_ENV}, else the Hugging Face hub)",
+    )
+    fetch.add_argument("--force", action="store_true", help="download again even files that are present and intact")
+    fetch.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server (default: 60)")
+    fetch.set_defaults(handler=_fetch)
+
+    imports = actions.add_parser(
+        "import", parents=[folder], help="install a checkpoint or text-model folder copied in by hand"
+    )
+    what = imports.add_mutually_exclusive_group(required=True)
+    what.add_argument("path", nargs="?", type=Path, help="the .pth checkpoint, or the official .zip holding it")
+    what.add_argument("--text-model", type=Path, metavar="DIR", help="a Bio_ClinicalBERT folder (config.json, vocab.txt)")
+    imports.add_argument("--name", help=f"name to record the checkpoint under (default: guessed from the file name: {', '.join(VARIANTS)})")
+    imports.set_defaults(handler=_import)
+
+    listing = actions.add_parser("list", parents=[folder], help="show the recorded weights and where they came from")
+    listing.set_defaults(handler=_list)
+
+    verify = actions.add_parser("verify", parents=[folder], help="check every recorded file against its SHA-256")
+    verify.set_defaults(handler=_verify)
+
+    untrained = actions.add_parser(
+        "init-untrained",
+        parents=[folder],
+        help="write a random-weight model in the official layout, for demos and tests (outputs say untrained)",
+    )
+    untrained.add_argument("--size", choices=("tiny", "full"), default="tiny", help="tiny: small BERT, loads instantly; full: Bio_ClinicalBERT's shape, for speed figures (default: tiny)")
+    untrained.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    untrained.set_defaults(handler=_init_untrained)
+
+
+def _size(size: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.2f} GiB"
+
+
+def _describe(entry: WeightEntry) -> str:
+    return f"{entry.name}: {entry.path} (SHA-256 {entry.sha256[:SHA256_SHOWN]}, {_size(entry.size)})"
+
+
+def _fetch(args: argparse.Namespace) -> None:
+    from surgvlp.weights.fetch import fetch
+
+    store = WeightStore(args.dir)
+    entry = fetch(args.variant, args.url, args.text_model_url, store=store, force=args.force, timeout=args.timeout)
+    print(_describe(entry))
+    print(f"text model: {store.text_model_dir()}")
+
+
+def _import(args: argparse.Namespace) -> None:
+    store = WeightStore(args.dir)
+    if args.text_model is not None:
+        if args.name is not None:
+            raise SurgVLPError("--name names a checkpoint; it does not apply to --text-model")
+        store.import_text_model(args.text_model)
+        print(f"text model: {store.text_model_dir()}")
+    else:
+        print(_describe(store.import_checkpoint(args.path, args.name)))
+
+
+def _list(args: argparse.Namespace) -> None:
+    store = WeightStore(args.dir)
+    entries = store.entries()
+    print(f"weights folder: {store.root}")
+    if not entries:
+        print(f"no weights recorded; run {store.command('fetch peskavlp')} or {store.command('import PATH')}")
+        return
+    rows = [("NAME", "SHA-256", "SIZE", "UNTRAINED", "SOURCE")]
+    rows += [
+        (entry.name, entry.sha256[:SHA256_SHOWN], _size(entry.size), "yes" if entry.untrained else "no", entry.source)
+        for entry in entries
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)), row[-1], sep="  ")
+
+
+def _init_untrained(args: argparse.Namespace) -> None:
+    from surgvlp.untrained import write_untrained_model
+
+    store = WeightStore(args.dir)
+    name = f"untrained-{args.size}"
+    files = write_untrained_model(store.root / name, size=args.size, seed=args.seed)
+    entry = store.record(name, files.checkpoint, source=GENERATED_SOURCE, untrained=True)
+    print(_describe(entry))
+    print(f"run it with --checkpoint {name} --allow-untrained; every output will say untrained: true")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    store = WeightStore(args.dir)
+    results = store.verify()
+    if not results:
+        print(f"no weights recorded in {store.root}")
+    for entry, ok, message in results:
+        print(f"ok      {entry.name}" if ok else f"FAILED  {entry.name}: {message}")
+    return 0 if all(ok for _, ok, _ in results) else 1

@@ -1,0 +1,364 @@
+"""The weights folder: which files are there, where they came from, and whether they are still intact.
+
+No checksums are published for the official checkpoints, so the SHA-256 of each file is recorded in
+``manifest.json`` when it arrives and checked every time the file is used. A clinician's result is then
+always traceable to the exact weights that produced it, and a damaged or swapped file is caught before it
+silently changes what the model says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import surgvlp
+from surgvlp.errors import SurgVLPError
+from surgvlp.weights.archive import extract_checkpoint, is_checkpoint_archive
+from surgvlp.atomic import UnwritableOutput, atomic_path
+from surgvlp.weights.variants import (
+    DEFAULT_TOKENIZER_CONFIG,
+    REQUIRED_TEXT_MODEL_FILES,
+    TEXT_MODEL_DIRNAME,
+    TEXT_MODEL_FILES,
+    TEXT_MODEL_REPO,
+    TOKENIZER_CONFIG,
+    VARIANTS,
+    checkpoint_url,
+    text_model_url,
+)
+
+WEIGHTS_DIR_ENV = "SURGVLP_WEIGHTS_DIR"
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+HASH_CHUNK_BYTES = 1 << 20
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+VOCAB_MARKERS = frozenset({"[CLS]", "[SEP]", "[UNK]"})
+IMPORT_PREFIX = "import:"
+GENERATED_SOURCE = "generated"
+CHECKPOINT_TEXT_MODEL_DIRNAME = "text_model"
+
+
+def default_weights_dir() -> Path:
+    """``$SURGVLP_WEIGHTS_DIR`` if set, else the bundle's ``models/`` folder, where MONAI bundles keep weights."""
+    configured = os.environ.get(WEIGHTS_DIR_ENV, "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    return Path(surgvlp.__file__).resolve().parents[1] / "models"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def text_model_entry_name(filename: str) -> str:
+    return f"{TEXT_MODEL_DIRNAME}/{filename}"
+
+
+def _is_text_model_entry(entry: WeightEntry) -> bool:
+    return entry.name.startswith(f"{TEXT_MODEL_DIRNAME}/")
+
+
+@dataclass(frozen=True)
+class WeightEntry:
+    """A weights file and its provenance; ``recorded_at`` is None for a file the manifest does not know."""
+
+    name: str
+    path: Path
+    sha256: str
+    size: int
+    source: str
+    untrained: bool = False
+    recorded_at: str | None = None
+
+
+class WeightStore:
+    """A weights folder and its manifest (``root/manifest.json``); ``root`` defaults to ``default_weights_dir()``."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (default_weights_dir() if root is None else Path(root).expanduser()).resolve()
+        self.manifest_path = self.root / MANIFEST_NAME
+
+    # -- the manifest ---------------------------------------------------------------------------------
+
+    def _read(self) -> dict[str, WeightEntry]:
+        if not self.manifest_path.is_file():
+            return {}
+        try:
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            entries = {}
+            for name, fields in data["entries"].items():
+                fields = dict(fields)
+                entries[name] = WeightEntry(path=self.root / fields.pop("file"), **fields)
+            return entries
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise SurgVLPError(
+                f"weights manifest {self.manifest_path} is unreadable ({type(error).__name__}: {error}); "
+                "restore it, or delete it and fetch or import the weights again"
+            ) from None
+
+    def _write(self, entries: dict[str, WeightEntry]) -> None:
+        records = {}
+        for name, entry in sorted(entries.items()):
+            inside = entry.path.is_relative_to(self.root)
+            fields = asdict(entry)
+            del fields["path"]
+            records[name] = {**fields, "file": entry.path.relative_to(self.root).as_posix() if inside else str(entry.path)}
+        text = json.dumps({"format": MANIFEST_FORMAT, "entries": records}, indent=2) + "\n"
+        with self._writing(), atomic_path(self.manifest_path) as staged:
+            staged.write_text(text, encoding="utf-8")
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn a read-only or full weights folder into the one-line error that says how to pick another."""
+        try:
+            yield
+        except UnwritableOutput as error:
+            raise SurgVLPError(f"{error}; pass --dir or set {WEIGHTS_DIR_ENV} to a writable folder") from None
+
+    def record(self, name: str, path: Path, *, source: str, untrained: bool = False) -> WeightEntry:
+        """Add or replace the manifest entry ``name`` for ``path``, hashing the file as it is now."""
+        path = Path(path).resolve()
+        entry = WeightEntry(
+            name=name,
+            path=path,
+            sha256=sha256_file(path),
+            size=path.stat().st_size,
+            source=source,
+            untrained=untrained,
+            recorded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        entries = self._read()
+        entries[name] = entry
+        self._write(entries)
+        return entry
+
+    def entries(self) -> list[WeightEntry]:
+        return [entry for _, entry in sorted(self._read().items())]
+
+    # -- checking ------------------------------------------------------------------------------------
+
+    def command(self, arguments: str) -> str:
+        """The `surgvlp weights ...` command line that acts on this folder, quoted for an error message."""
+        if self.root != default_weights_dir().resolve():
+            arguments += f" --dir {shlex.quote(str(self.root))}"
+        return f"`surgvlp weights {arguments}`"
+
+    def _text_model_fetch_command(self, options: str = "") -> str:
+        """Fetching any variant also fetches the text model, and skips a checkpoint that is already intact."""
+        recorded = [entry.name for entry in self.entries() if entry.name in VARIANTS]
+        return self.command(f"fetch {recorded[0] if recorded else 'peskavlp'}{options}")
+
+    def _repair(self, entry: WeightEntry) -> str:
+        """How to get an intact copy of ``entry`` back, as a command where there is one."""
+        if entry.source.startswith(IMPORT_PREFIX):
+            original = Path(entry.source.removeprefix(IMPORT_PREFIX))
+            if _is_text_model_entry(entry):
+                return f"import it again with {self.command(f'import --text-model {shlex.quote(str(original.parent))}')}"
+            return f"import it again with {self.command(f'import {shlex.quote(str(original))} --name {entry.name}')}"
+        if entry.untrained:
+            return "it is an untrained test model: write it again"
+        if _is_text_model_entry(entry):
+            base = entry.source.rsplit("/", 1)[0]
+            mirror = f" --text-model-url {shlex.quote(base)}" if "://" in base and base != text_model_url() else ""
+            return f"fetch it again with {self._text_model_fetch_command(mirror)}"
+        if entry.name in VARIANTS:
+            official = checkpoint_url(VARIANTS[entry.name])
+            mirror = f" --url {shlex.quote(entry.source)}" if entry.source != official else ""
+            return f"download it again with {self.command(f'fetch {entry.name}{mirror}')}"
+        return f"replace it from {entry.source}"
+
+    def _problem(self, entry: WeightEntry) -> str | None:
+        """Why ``entry``'s file cannot be trusted (missing, or not the recorded bytes), or None if it is intact."""
+        if not entry.path.is_file():
+            return f"{entry.path} ({entry.name}) is missing; {self._repair(entry)}"
+        actual = sha256_file(entry.path)
+        if actual != entry.sha256:
+            return (
+                f"{entry.path} is not the {entry.name} file that was recorded (SHA-256 expected {entry.sha256}, "
+                f"found {actual}): it was changed or damaged; {self._repair(entry)}"
+            )
+        return None
+
+    def _require_intact(self, entry: WeightEntry) -> WeightEntry:
+        problem = self._problem(entry)
+        if problem:
+            raise SurgVLPError(problem)
+        return entry
+
+    def intact_entry(self, name: str) -> WeightEntry | None:
+        """The entry ``name`` if it is recorded and its file still matches, else None."""
+        entry = self._read().get(name)
+        return entry if entry is not None and self._problem(entry) is None else None
+
+    def verify(self) -> list[tuple[WeightEntry, bool, str]]:
+        """Every recorded file with whether it is intact and, if not, what is wrong and how to repair it."""
+        results = []
+        for entry in self.entries():
+            problem = self._problem(entry)
+            results.append((entry, problem is None, problem or "ok"))
+        return results
+
+    # -- lookup --------------------------------------------------------------------------------------
+
+    def resolve(self, name_or_path: str | Path) -> WeightEntry:
+        """A recorded name (its file re-verified) or a checkpoint path (matched to an entry by content).
+
+        Matching paths by content means a copy of a recorded file keeps its provenance: a copied untrained
+        checkpoint is still reported as untrained.
+        """
+        entries = self._read()
+        key = name_or_path if name_or_path in entries else str(name_or_path).lower()
+        if isinstance(name_or_path, str) and key in entries:
+            return self._require_intact(entries[key])
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            if str(name_or_path).lower() in VARIANTS:
+                variant = VARIANTS[str(name_or_path).lower()]
+                raise SurgVLPError(
+                    f"no {variant.display_name} weights in {self.root}: run {self.command(f'fetch {variant.name}')}, "
+                    f"or {self.command('import PATH')} for a copy you already have"
+                )
+            recorded = ", ".join(entries) or "none"
+            raise SurgVLPError(
+                f"checkpoint {name_or_path} is neither a file nor a recorded name (recorded in {self.root}: {recorded}); "
+                f"give a .pth path or one of {', '.join(VARIANTS)}"
+            )
+        digest = sha256_file(path)
+        for entry in entries.values():
+            if entry.sha256 == digest:
+                return replace(entry, path=path.resolve())
+        return WeightEntry(name=path.stem, path=path.resolve(), sha256=digest, size=path.stat().st_size, source=f"file:{path.resolve()}")
+
+    def text_model_dir(self) -> Path:
+        """The Bio_ClinicalBERT folder (config and vocabulary), checked against the manifest where recorded."""
+        folder = self.root / TEXT_MODEL_DIRNAME
+        missing = [name for name in REQUIRED_TEXT_MODEL_FILES if not (folder / name).is_file()]
+        if missing:
+            raise SurgVLPError(
+                f"the text model {TEXT_MODEL_REPO} is not in {folder} (no {', '.join(missing)}): run "
+                f"{self._text_model_fetch_command()}, or {self.command('import --text-model DIR')} for a copy you already have"
+            )
+        for entry in self.entries():
+            if _is_text_model_entry(entry):
+                self._require_intact(entry)
+        return folder
+
+    def text_model_dir_for(self, entry: WeightEntry) -> Path:
+        """The text-model folder that goes with ``entry``'s checkpoint.
+
+        A checkpoint with a ``text_model/`` folder beside it (the layout ``surgvlp.untrained`` writes) uses
+        that folder, because a test model's vocabulary and BERT size are its own; every other checkpoint
+        uses this weights folder's Bio_ClinicalBERT.
+        """
+        beside = entry.path.parent / CHECKPOINT_TEXT_MODEL_DIRNAME
+        return beside if beside.is_dir() else self.text_model_dir()
+
+    # -- adding files --------------------------------------------------------------------------------
+
+    def install_checkpoint(self, name: str, path: Path, *, source: str) -> WeightEntry:
+        """Put the checkpoint ``path`` (or the one inside the zip ``path``) in the folder as ``<name>.pth``.
+
+        The file is checked to be an official-layout state_dict before it replaces anything, so a wrong or
+        damaged file never displaces a good one.
+        """
+        from surgvlp.checkpoint import read_state_dict
+
+        path = Path(path)
+        dest = self.root / f"{name}.pth"
+        with self._writing(), atomic_path(dest) as staged:
+            if is_checkpoint_archive(path):
+                member = extract_checkpoint(path, staged)
+                try:
+                    read_state_dict(staged)
+                except SurgVLPError as error:
+                    # Name the member of the user's archive, not the temporary file it was extracted to.
+                    raise SurgVLPError(str(error).replace(str(staged), f"{member} (in {path})")) from None
+            else:
+                read_state_dict(path)
+                shutil.copyfile(path, staged)
+        return self.record(name, dest, source=source)
+
+    def import_checkpoint(self, path: Path, name: str | None = None) -> WeightEntry:
+        """Install a checkpoint copied in by hand; the name is guessed from the file name unless given."""
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise SurgVLPError(f"{path} does not exist or is not a file; give the .pth checkpoint or the official .zip")
+        name = (name or _guess_variant(path)).lower()
+        if not NAME_PATTERN.fullmatch(name):
+            raise SurgVLPError(f"weights name {name!r} is not usable as a file name; use letters, digits, '.', '_' and '-'")
+        return self.install_checkpoint(name, path, source=f"{IMPORT_PREFIX}{path.resolve()}")
+
+    def add_text_model_file(self, filename: str, path: Path, *, source: str) -> WeightEntry:
+        """Check a Bio_ClinicalBERT file, copy it into the text-model folder and record it."""
+        _check_text_model_file(filename, Path(path), source.removeprefix(IMPORT_PREFIX))
+        dest = self.root / TEXT_MODEL_DIRNAME / filename
+        with self._writing(), atomic_path(dest) as staged:
+            shutil.copyfile(path, staged)
+        return self.record(text_model_entry_name(filename), dest, source=source)
+
+    def add_default_tokenizer_config(self) -> WeightEntry:
+        """Write the tokenizer configuration that the hub folder leaves implicit (see ``variants``)."""
+        dest = self.root / TEXT_MODEL_DIRNAME / TOKENIZER_CONFIG
+        with self._writing(), atomic_path(dest) as staged:
+            staged.write_text(json.dumps(DEFAULT_TOKENIZER_CONFIG, indent=2) + "\n", encoding="utf-8")
+        return self.record(text_model_entry_name(TOKENIZER_CONFIG), dest, source=GENERATED_SOURCE)
+
+    def import_text_model(self, directory: Path) -> list[WeightEntry]:
+        """Install a Bio_ClinicalBERT folder copied in by hand (its config, vocabulary and tokenizer files)."""
+        directory = Path(directory).expanduser()
+        if not directory.is_dir():
+            raise SurgVLPError(f"{directory} is not a folder; give the folder holding Bio_ClinicalBERT's config.json and vocab.txt")
+        missing = [name for name in REQUIRED_TEXT_MODEL_FILES if not (directory / name).is_file()]
+        if missing:
+            raise SurgVLPError(f"{directory} is not a Bio_ClinicalBERT folder: it has no {', '.join(missing)}")
+        present = [name for name in TEXT_MODEL_FILES if (directory / name).is_file()]
+        for name in present:  # check everything before copying anything
+            _check_text_model_file(name, directory / name, str(directory / name))
+        entries = [
+            self.add_text_model_file(name, directory / name, source=f"{IMPORT_PREFIX}{(directory / name).resolve()}")
+            for name in present
+        ]
+        if TOKENIZER_CONFIG not in present:
+            entries.append(self.add_default_tokenizer_config())
+        return entries
+
+
+def _guess_variant(path: Path) -> str:
+    found = [name for name in VARIANTS if name in path.name.lower()]
+    if len(found) != 1:
+        raise SurgVLPError(
+            f"cannot tell from the name {path.name!r} which model it holds; add --name with one of {', '.join(VARIANTS)}"
+        )
+    return found[0]
+
+
+def _check_text_model_file(filename: str, path: Path, origin: str) -> None:
+    """Catch a web page or a wrong file before it stands in for Bio_ClinicalBERT's configuration or vocabulary."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SurgVLPError(f"{filename} from {origin} is not readable text ({error})") from None
+    if filename.endswith(".json"):
+        try:
+            valid = isinstance(json.loads(text), dict)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise SurgVLPError(f"{filename} from {origin} is not a JSON object; is it the Bio_ClinicalBERT file?")
+    elif not VOCAB_MARKERS <= set(text.splitlines()):
+        raise SurgVLPError(
+            f"{filename} from {origin} is not a BERT vocabulary (no {', '.join(sorted(VOCAB_MARKERS))} lines)"
+        )

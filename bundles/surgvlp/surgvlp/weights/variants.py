@@ -1,0 +1,68 @@
+"""Where each model's files come from: the three checkpoints and the Bio_ClinicalBERT text-model files.
+
+No checksums are published upstream, so the registry holds only URLs; the SHA-256 of what arrives is
+recorded on first fetch (see ``store``). Every URL can be redirected to a hospital mirror, by argument or by
+environment variable, because clinical networks often cannot reach the public hosts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from surgvlp.errors import SurgVLPError
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    display_name: str
+    url: str
+
+    @property
+    def url_env(self) -> str:
+        """The environment variable that points this variant at a mirror."""
+        return f"SURGVLP_{self.name.upper()}_URL"
+
+
+VARIANTS: dict[str, Variant] = {
+    variant.name: variant
+    for variant in (
+        Variant("surgvlp", "SurgVLP", "https://seafile.unistra.fr/f/93757ace1bfc47248e1e/?dl=1"),
+        Variant("hecvl", "HecVL", "https://seafile.unistra.fr/f/3b9b9207068a4b03bc2a/?dl=1"),
+        Variant("peskavlp", "PeskaVLP", "https://seafile.unistra.fr/f/65a2b1bf113e428280d0/?dl=1"),
+    )
+}
+
+TEXT_MODEL_REPO = "emilyalsentzer/Bio_ClinicalBERT"
+TEXT_MODEL_DIRNAME = "Bio_ClinicalBERT"
+TEXT_MODEL_URL = f"https://huggingface.co/{TEXT_MODEL_REPO}/resolve/main"
+TEXT_MODEL_URL_ENV = "SURGVLP_TEXT_MODEL_URL"
+# Only the architecture and the vocabulary: the SurgVLP-family checkpoint replaces all of BERT's weights,
+# so pytorch_model.bin (400 MB) is never fetched.
+REQUIRED_TEXT_MODEL_FILES = ("config.json", "vocab.txt")
+TOKENIZER_CONFIG = "tokenizer_config.json"
+TEXT_MODEL_FILES = (*REQUIRED_TEXT_MODEL_FILES, TOKENIZER_CONFIG)
+
+# The hub folder has no tokenizer_config.json; in its absence transformers' BertTokenizer lower-cases
+# (do_lower_case defaults to true) although the vocabulary is cased. The published models were trained
+# and evaluated through that default, so the file written in its place states it rather than the model
+# card's "cased", which would change the tokens and the published numbers.
+DEFAULT_TOKENIZER_CONFIG = {"tokenizer_class": "BertTokenizer", "do_lower_case": True}
+
+
+def get_variant(name: str) -> Variant:
+    try:
+        return VARIANTS[name.lower()]
+    except KeyError:
+        raise SurgVLPError(f"unknown model variant {name!r}; choose one of {', '.join(VARIANTS)}") from None
+
+
+def checkpoint_url(variant: Variant, url: str | None = None) -> str:
+    """The zip to download: ``url`` if given, else ``$SURGVLP_<VARIANT>_URL``, else the official link."""
+    return url or os.environ.get(variant.url_env) or variant.url
+
+
+def text_model_url(url: str | None = None) -> str:
+    """The folder URL the text-model files are fetched from (each file is ``<base>/<name>``)."""
+    return (url or os.environ.get(TEXT_MODEL_URL_ENV) or TEXT_MODEL_URL).rstrip("/")

@@ -1,0 +1,543 @@
+"""Weights management against a real HTTP server on 127.0.0.1 serving zips made here.
+
+The server can redirect (as the official share links do), ignore range requests, and cut a response short,
+so resuming, restarting and every failure path run over a real socket through the real download code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import torch
+
+from surgvlp.checkpoint import load_model
+from surgvlp.cli import main
+from surgvlp.errors import SurgVLPError
+from surgvlp.loading import load_encoder
+from surgvlp.untrained import ModelFiles
+from surgvlp.weights import (
+    MANIFEST_NAME,
+    TEXT_MODEL_DIRNAME,
+    TEXT_MODEL_URL_ENV,
+    VARIANTS,
+    WEIGHTS_DIR_ENV,
+    WeightStore,
+    default_weights_dir,
+    fetch,
+    sha256_file,
+)
+
+VOCAB = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\ngrasper\nhook\n"
+CONFIG = {"model_type": "bert", "hidden_size": 768, "vocab_size": 7}
+CUT_AT = 3000
+
+
+# -- the server ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Route:
+    file: Path | None = None
+    redirect: str | None = None
+    honour_range: bool = True
+    cuts: int = 0  # how many of the next answers stop after CUT_AT bytes
+
+
+@dataclass
+class Site:
+    """What the server serves, and the log of what it was asked (path, Range header)."""
+
+    base: str = ""
+    routes: dict[str, Route] = field(default_factory=dict)
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def serve(self, path: str, file: Path, **options) -> str:
+        self.routes[path] = Route(file=file, **options)
+        return self.base + path
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def asked(self, path: str) -> list[str | None]:
+        return [ranges for asked, ranges in self.requests if asked == path]
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        site: Site = self.server.site
+        site.requests.append((self.path, self.headers.get("Range")))
+        route = site.routes.get(self.path)
+        if route is None:
+            self.send_error(404)
+            return
+        if route.redirect:
+            self.send_response(302)
+            self.send_header("Location", route.redirect)
+            self.end_headers()
+            return
+        size = route.file.stat().st_size
+        start = 0
+        ranges = self.headers.get("Range")
+        if ranges and route.honour_range:
+            start = int(ranges.removeprefix("bytes=").rstrip("-"))
+            if start >= size:
+                self.send_error(416)
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(size - start))
+        self.end_headers()
+        with open(route.file, "rb") as source:
+            source.seek(start)
+            if route.cuts:
+                route.cuts -= 1
+                self.wfile.write(source.read(CUT_AT))
+                return
+            shutil.copyfileobj(source, self.wfile)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep the test output clean."""
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.site = Site(base=f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server.site
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture(autouse=True)
+def no_default_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point every default URL at a closed local port, so a test that forgets a URL fails instead of going out."""
+    for variant in VARIANTS.values():
+        monkeypatch.setenv(variant.url_env, "http://127.0.0.1:9/not-served")
+    monkeypatch.setenv(TEXT_MODEL_URL_ENV, "http://127.0.0.1:9/not-served")
+    monkeypatch.delenv(WEIGHTS_DIR_ENV, raising=False)
+
+
+# -- files the server serves ----------------------------------------------------------------------------
+
+
+def write_checkpoint(path: Path, keys: tuple[str, ...] = ("backbone_img.global_embedder.weight",)) -> Path:
+    """A small bare state_dict; official key prefixes unless ``keys`` says otherwise."""
+    torch.manual_seed(0)
+    torch.save({key: torch.randn(256, 64) for key in keys}, path)
+    return path
+
+
+def write_zip(path: Path, members: dict[str, Path | bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content.read_bytes() if isinstance(content, Path) else content)
+    return path
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    return write_checkpoint(tmp_path / "PeskaVLP.pth")
+
+
+@pytest.fixture
+def text_model_files(tmp_path: Path) -> Path:
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(CONFIG))
+    (folder / "vocab.txt").write_text(VOCAB)
+    return folder
+
+
+def serve_text_model(site: Site, folder: Path) -> str:
+    for file in folder.iterdir():
+        site.serve(f"/hub/{file.name}", file)
+    return site.url("/hub")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> WeightStore:
+    return WeightStore(tmp_path / "weights")
+
+
+def fetch_from(site: Site, store: WeightStore, zip_path: Path, text_model: Path, **route) -> None:
+    site.serve("/peskavlp.zip", zip_path, **route)
+    fetch("peskavlp", site.url("/peskavlp.zip"), serve_text_model(site, text_model), store=store)
+
+
+def leftovers(store: WeightStore) -> set[str]:
+    return {path.name for path in store.root.rglob("*")} if store.root.exists() else set()
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("surgvlp weights: error: ") and "\n" not in err, err
+    return err
+
+
+# -- fetching -----------------------------------------------------------------------------------------
+
+
+def test_fetch_follows_redirect_installs_checkpoint_and_text_model(
+    site: Site, store: WeightStore, checkpoint: Path, text_model_files: Path, tmp_path: Path
+) -> None:
+    zip_url = site.serve("/files/peskavlp.zip", write_zip(tmp_path / "official.zip", {"PeskaVLP.pth": checkpoint}))
+    site.routes["/f/65a2/?dl=1"] = Route(redirect=zip_url)
+
+    entry = fetch("peskavlp", site.url("/f/65a2/?dl=1"), serve_text_model(site, text_model_files), store=store)
+
+    assert entry.path == store.root / "peskavlp.pth"
+    assert entry.sha256 == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert entry.source == site.url("/f/65a2/?dl=1") and not entry.untrained
+    manifest = json.loads((store.root / MANIFEST_NAME).read_text())
+    assert manifest["entries"]["peskavlp"]["file"] == "peskavlp.pth"
+    assert manifest["entries"][f"{TEXT_MODEL_DIRNAME}/vocab.txt"]["file"] == f"{TEXT_MODEL_DIRNAME}/vocab.txt"
+    folder = store.text_model_dir()
+    assert (folder / "vocab.txt").read_text() == VOCAB
+    # The hub has no tokenizer_config.json; the written one keeps upstream's lower-casing.
+    assert json.loads((folder / "tokenizer_config.json").read_text())["do_lower_case"] is True
+    assert leftovers(store) == {MANIFEST_NAME, "peskavlp.pth", TEXT_MODEL_DIRNAME, "config.json", "vocab.txt", "tokenizer_config.json"}
+    assert store.resolve("peskavlp") == entry
+
+
+def test_cli_fetch_takes_the_text_model_mirror_from_the_environment_and_keeps_its_tokenizer_config(
+    site: Site,
+    checkpoint: Path,
+    text_model_files: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (text_model_files / "tokenizer_config.json").write_text('{"do_lower_case": false}')
+    monkeypatch.setenv(TEXT_MODEL_URL_ENV, serve_text_model(site, text_model_files))
+    zip_url = site.serve("/hecvl.zip", write_zip(tmp_path / "a.zip", {"x.pth": checkpoint}))
+    folder = tmp_path / "weights"
+    assert main(["weights", "fetch", "hecvl", "--url", zip_url, "--dir", str(folder)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"hecvl: {folder / 'hecvl.pth'} (SHA-256 {sha256_file(checkpoint)[:12]}, 65.6 KiB)",
+        f"text model: {folder / TEXT_MODEL_DIRNAME}",
+    ]
+    assert json.loads((folder / TEXT_MODEL_DIRNAME / "tokenizer_config.json").read_text()) == {"do_lower_case": False}
+
+
+def test_fetch_accepts_a_mirror_serving_the_bare_checkpoint(
+    site: Site, store: WeightStore, checkpoint: Path, text_model_files: Path
+) -> None:
+    fetch_from(site, store, checkpoint, text_model_files)
+    assert store.resolve("peskavlp").sha256 == sha256_file(checkpoint)
+
+
+def test_fetch_resumes_a_cut_download_with_a_range_request(
+    site: Site, store: WeightStore, checkpoint: Path, text_model_files: Path, tmp_path: Path
+) -> None:
+    fetch_from(site, store, write_zip(tmp_path / "a.zip", {"PeskaVLP.pth": checkpoint}), text_model_files, cuts=1)
+    assert site.asked("/peskavlp.zip") == [None, f"bytes={CUT_AT}-"]
+    assert store.resolve("peskavlp").sha256 == sha256_file(checkpoint)
+
+
+def test_fetch_restarts_when_the_server_ignores_ranges(
+    site: Site, store: WeightStore, checkpoint: Path, text_model_files: Path, tmp_path: Path
+) -> None:
+    fetch_from(
+        site, store, write_zip(tmp_path / "a.zip", {"PeskaVLP.pth": checkpoint}), text_model_files, cuts=1, honour_range=False
+    )
+    assert site.asked("/peskavlp.zip") == [None, f"bytes={CUT_AT}-"]
+    assert store.resolve("peskavlp").sha256 == sha256_file(checkpoint)
+
+
+def test_a_download_cut_every_time_is_kept_and_resumed_by_the_next_run(
+    site: Site, store: WeightStore, checkpoint: Path, text_model_files: Path, tmp_path: Path
+) -> None:
+    archive = write_zip(tmp_path / "a.zip", {"PeskaVLP.pth": checkpoint})
+    with pytest.raises(SurgVLPError, match="cut 3 times.*run the same command again to resume"):
+        fetch_from(site, store, archive, text_model_files, cuts=3)
+    assert (store.root / "peskavlp.zip.part").stat().st_size == 3 * CUT_AT
+
+    fetch_from(site, store, archive, text_model_files)
+    assert site.asked("/peskavlp.zip")[-1] == f"bytes={3 * CUT_AT}-"
+    assert store.resolve("peskavlp").sha256 == sha256_file(checkpoint)
+    assert "peskavlp.zip.part" not in leftovers(store)
+
+
+def test_fetch_skips_an_intact_checkpoint_and_repairs_an_altered_one(
+    site: Site, store: WeightStore, checkpoint: Path, text_model_files: Path, tmp_path: Path
+) -> None:
+    archive = write_zip(tmp_path / "a.zip", {"PeskaVLP.pth": checkpoint})
+    fetch_from(site, store, archive, text_model_files)
+    fetch_from(site, store, archive, text_model_files)
+    assert len(site.asked("/peskavlp.zip")) == 1
+    assert len(site.asked("/hub/vocab.txt")) == 1
+
+    with open(store.root / "peskavlp.pth", "ab") as file:
+        file.write(b"\0")
+    with pytest.raises(SurgVLPError) as error:
+        store.resolve("peskavlp")
+    message = str(error.value)
+    assert sha256_file(checkpoint) in message and sha256_file(store.root / "peskavlp.pth") in message
+    # Fetched from a mirror: the repair command fetches from that mirror again.
+    assert f"`surgvlp weights fetch peskavlp --url {site.url('/peskavlp.zip')} --dir {store.root}`" in message
+
+    fetch_from(site, store, archive, text_model_files)
+    assert len(site.asked("/peskavlp.zip")) == 2
+    assert store.resolve("peskavlp").sha256 == sha256_file(checkpoint)
+
+
+@pytest.mark.parametrize(
+    ("members", "expected"),
+    [
+        ({"README.txt": b"no weights here"}, "holds no .pth checkpoint (it contains README.txt)"),
+        ({"a/hecvl.pth": "ckpt", "b/peskavlp.pth": "ckpt"}, "holds several checkpoints (a/hecvl.pth, b/peskavlp.pth)"),
+    ],
+)
+def test_a_zip_without_exactly_one_checkpoint_is_refused(
+    site: Site, store: WeightStore, checkpoint: Path, text_model_files: Path, tmp_path: Path, members: dict, expected: str
+) -> None:
+    members = {name: checkpoint if content == "ckpt" else content for name, content in members.items()}
+    with pytest.raises(SurgVLPError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        fetch_from(site, store, write_zip(tmp_path / "a.zip", members), text_model_files)
+    assert leftovers(store) == set()
+
+
+def test_a_truncated_zip_leaves_nothing_behind(
+    site: Site, store: WeightStore, checkpoint: Path, text_model_files: Path, tmp_path: Path
+) -> None:
+    whole = write_zip(tmp_path / "a.zip", {"PeskaVLP.pth": checkpoint}).read_bytes()
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(SurgVLPError, match="truncated or damaged zip"):
+        fetch_from(site, store, truncated, text_model_files)
+    assert leftovers(store) == set()
+
+
+def test_a_corrupted_member_fails_its_crc_check(
+    site: Site, store: WeightStore, checkpoint: Path, text_model_files: Path, tmp_path: Path
+) -> None:
+    data = bytearray(write_zip(tmp_path / "a.zip", {"PeskaVLP.pth": checkpoint}).read_bytes())
+    data[data.find(checkpoint.read_bytes()) + 500] ^= 0xFF
+    corrupted = tmp_path / "corrupted.zip"
+    corrupted.write_bytes(bytes(data))
+    with pytest.raises(SurgVLPError, match="damaged.*CRC"):
+        fetch_from(site, store, corrupted, text_model_files)
+    assert leftovers(store) == set()
+
+
+def test_a_web_page_instead_of_the_zip_is_named_as_such(
+    site: Site, store: WeightStore, text_model_files: Path, tmp_path: Path
+) -> None:
+    page = tmp_path / "login.html"
+    page.write_text("<!DOCTYPE html><html><body>Please log in</body></html>")
+    with pytest.raises(SurgVLPError, match="is a web page, not a zip archive"):
+        fetch_from(site, store, page, text_model_files)
+    assert leftovers(store) == set()
+
+
+def test_a_zip_holding_a_foreign_checkpoint_names_the_member(
+    site: Site, store: WeightStore, text_model_files: Path, tmp_path: Path
+) -> None:
+    resnet = write_checkpoint(tmp_path / "resnet.pth", keys=("conv1.weight", "fc.weight"))
+    archive = write_zip(tmp_path / "a.zip", {"PeskaVLP.pth": resnet})
+    with pytest.raises(SurgVLPError, match=r"PeskaVLP\.pth \(in .*peskavlp\.zip\).*torchvision ResNet") as error:
+        fetch_from(site, store, archive, text_model_files)
+    assert ".tmp" not in str(error.value)
+    assert leftovers(store) == set()
+
+
+def test_http_errors_and_unreachable_servers_are_one_line(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = str(tmp_path / "weights")
+    assert main(["weights", "fetch", "hecvl", "--url", site.url("/gone.zip"), "--dir", folder]) == 2
+    message = one_line_error(capsys)
+    assert f"{site.url('/gone.zip')} answered HTTP 404 Not Found; to use a mirror pass --url or set SURGVLP_HECVL_URL" in message
+    # The autouse fixture points $SURGVLP_HECVL_URL at a closed port.
+    assert main(["weights", "fetch", "hecvl", "--dir", folder]) == 2
+    assert "cannot reach http://127.0.0.1:9/not-served" in one_line_error(capsys)
+    assert not list(Path(folder).glob("*.part"))
+
+
+def test_a_text_model_page_that_is_not_a_vocabulary_is_refused(
+    site: Site, store: WeightStore, checkpoint: Path, text_model_files: Path, tmp_path: Path
+) -> None:
+    (text_model_files / "vocab.txt").write_text("<html>rate limited</html>")
+    with pytest.raises(SurgVLPError, match=r"vocab.txt from http://127.0.0.1:\d+/hub/vocab.txt is not a BERT vocabulary"):
+        fetch_from(site, store, write_zip(tmp_path / "a.zip", {"x.pth": checkpoint}), text_model_files)
+    assert not (store.root / TEXT_MODEL_DIRNAME / "vocab.txt").exists()
+    with pytest.raises(SurgVLPError, match=f"`surgvlp weights fetch peskavlp --dir {store.root}`"):
+        store.text_model_dir()
+
+
+def test_fetched_untrained_model_loads_through_the_real_loader(
+    site: Site, store: WeightStore, tiny_model: ModelFiles, tmp_path: Path
+) -> None:
+    archive = write_zip(tmp_path / "surgvlp.zip", {"SurgVLP/surgvlp.pth": tiny_model.checkpoint})
+    site.serve("/surgvlp.zip", archive)
+    fetch("surgvlp", site.url("/surgvlp.zip"), serve_text_model(site, tiny_model.text_model_dir), store=store)
+    model, tokenizer = load_model(store.resolve("surgvlp").path, store.text_model_dir())
+    assert tokenizer(["I use hook to dissect it"])["input_ids"].shape == (1, 77)
+
+
+# -- the store ----------------------------------------------------------------------------------------
+
+
+def test_default_weights_dir_is_the_bundle_models_folder_unless_overridden(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert default_weights_dir() == Path(__file__).resolve().parents[1] / "bundles" / "surgvlp" / "models"
+    monkeypatch.setenv(WEIGHTS_DIR_ENV, str(tmp_path))
+    assert default_weights_dir() == tmp_path
+    assert WeightStore().root == tmp_path
+
+
+def test_missing_weights_name_the_command_that_fixes_them(store: WeightStore) -> None:
+    with pytest.raises(SurgVLPError, match=f"no HecVL weights in {store.root}: run `surgvlp weights fetch hecvl --dir"):
+        store.resolve("hecvl")
+    with pytest.raises(SurgVLPError, match="surgvlp weights import"):
+        store.resolve("hecvl")
+    with pytest.raises(SurgVLPError, match="is neither a file nor a recorded name"):
+        store.resolve("no-such.pth")
+    with pytest.raises(SurgVLPError, match=r"no config.json, vocab.txt\): run `surgvlp weights fetch peskavlp"):
+        store.text_model_dir()
+
+
+def test_a_copied_checkpoint_keeps_its_recorded_provenance(store: WeightStore, checkpoint: Path, tmp_path: Path) -> None:
+    recorded = store.record("untrained", checkpoint, source="untrained", untrained=True)
+    assert recorded.path == checkpoint  # outside the store: kept where it is, recorded by absolute path
+    copy = shutil.copy(checkpoint, tmp_path / "copy.pth")
+    entry = store.resolve(Path(copy))
+    assert (entry.name, entry.untrained, entry.path) == ("untrained", True, Path(copy))
+
+    other = write_checkpoint(tmp_path / "other.pth", keys=("backbone_img.global_embedder.bias",))
+    entry = store.resolve(str(other))
+    assert (entry.name, entry.untrained, entry.recorded_at) == ("other", False, None)
+
+
+def test_a_recorded_untrained_model_loads_with_its_own_text_model(store: WeightStore, tiny_model: ModelFiles) -> None:
+    store.record("untrained", tiny_model.checkpoint, source="untrained", untrained=True)
+    entry = store.resolve("untrained")
+    assert store.text_model_dir_for(entry) == tiny_model.text_model_dir
+    with pytest.raises(SurgVLPError, match="untrained"):
+        load_encoder("untrained", store=store)
+    loaded = load_encoder("untrained", store=store, allow_untrained=True, device="cpu")
+    assert (loaded.name, loaded.sha256, loaded.untrained) == ("untrained", sha256_file(tiny_model.checkpoint), True)
+
+
+def test_a_checkpoint_without_a_text_model_beside_it_uses_the_stores(store: WeightStore, checkpoint: Path) -> None:
+    entry = store.resolve(checkpoint)
+    with pytest.raises(SurgVLPError, match="the text model emilyalsentzer/Bio_ClinicalBERT is not in"):
+        store.text_model_dir_for(entry)
+
+
+def test_a_damaged_manifest_is_a_one_line_error(store: WeightStore) -> None:
+    store.root.mkdir()
+    store.manifest_path.write_text("{not json")
+    with pytest.raises(SurgVLPError, match=f"weights manifest {store.manifest_path} is unreadable"):
+        store.entries()
+
+
+# -- import, list and verify through the CLI ----------------------------------------------------------
+
+
+def test_import_guesses_the_variant_and_list_shows_it(
+    tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "weights"
+    assert main(["weights", "import", str(checkpoint), "--dir", str(folder)]) == 0
+    assert "peskavlp: " in capsys.readouterr().out
+    assert (folder / "peskavlp.pth").read_bytes() == checkpoint.read_bytes()
+
+    assert main(["weights", "list", "--dir", str(folder)]) == 0
+    header, row = capsys.readouterr().out.splitlines()[1:]
+    assert header.split() == ["NAME", "SHA-256", "SIZE", "UNTRAINED", "SOURCE"]
+    assert row.split()[:2] == ["peskavlp", sha256_file(checkpoint)[:12]]
+    assert row.split()[-1] == f"import:{checkpoint.resolve()}"
+
+
+def test_import_of_a_zip_with_an_explicit_name(tmp_path: Path, checkpoint: Path) -> None:
+    archive = write_zip(tmp_path / "download.zip", {"weights/model.pth": checkpoint})
+    assert main(["weights", "import", str(archive), "--name", "PeskaVLP-Site-A", "--dir", str(tmp_path / "w")]) == 0
+    entry = WeightStore(tmp_path / "w").resolve("peskavlp-site-a")
+    assert entry.sha256 == sha256_file(checkpoint) and entry.source == f"import:{archive.resolve()}"
+
+
+@pytest.mark.parametrize(
+    ("file_name", "arguments", "expected"),
+    [
+        ("model.pth", [], "cannot tell from the name 'model.pth' which model it holds; add --name"),
+        ("peskavlp.pth", ["--name", "../x"], "weights name '../x' is not usable as a file name"),
+        ("missing.pth", [], "missing.pth does not exist"),
+    ],
+)
+def test_import_refusals_are_one_line(
+    tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str], file_name: str, arguments: list[str], expected: str
+) -> None:
+    if file_name != "missing.pth":
+        shutil.copy(checkpoint, tmp_path / file_name)
+    assert main(["weights", "import", str(tmp_path / file_name), *arguments, "--dir", str(tmp_path / "w")]) == 2
+    assert expected in one_line_error(capsys)
+    assert not (tmp_path / "w").exists()
+
+
+def test_an_unwritable_weights_folder_is_a_one_line_error(
+    tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    assert main(["weights", "import", str(checkpoint), "--dir", str(not_a_folder / "w")]) == 2
+    error = one_line_error(capsys)
+    assert f"cannot write {not_a_folder / 'w'}" in error and "pass --dir or set SURGVLP_WEIGHTS_DIR" in error
+
+
+def test_import_refuses_a_file_that_is_not_an_official_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    resnet = write_checkpoint(tmp_path / "hecvl.pth", keys=("conv1.weight", "fc.weight"))
+    assert main(["weights", "import", str(resnet), "--dir", str(tmp_path / "w")]) == 2
+    assert "torchvision ResNet" in one_line_error(capsys)
+    assert not (tmp_path / "w" / "hecvl.pth").exists()
+
+
+def test_import_text_model_folder_writes_the_missing_tokenizer_config(
+    tmp_path: Path, tiny_model: ModelFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "w"
+    assert main(["weights", "import", "--text-model", str(tiny_model.text_model_dir), "--dir", str(folder)]) == 0
+    assert capsys.readouterr().out.strip() == f"text model: {folder / TEXT_MODEL_DIRNAME}"
+    store = WeightStore(folder)
+    assert {entry.name for entry in store.entries()} == {
+        f"{TEXT_MODEL_DIRNAME}/{name}" for name in ("config.json", "vocab.txt", "tokenizer_config.json")
+    }
+    assert (folder / TEXT_MODEL_DIRNAME / "vocab.txt").read_bytes() == (tiny_model.text_model_dir / "vocab.txt").read_bytes()
+
+    assert main(["weights", "import", "--text-model", str(tmp_path), "--dir", str(folder)]) == 2
+    assert "is not a Bio_ClinicalBERT folder: it has no config.json, vocab.txt" in one_line_error(capsys)
+
+
+def test_verify_reports_each_file_and_fails_on_an_altered_one(
+    tmp_path: Path, checkpoint: Path, text_model_files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "w"
+    assert main(["weights", "verify", "--dir", str(folder)]) == 0
+    assert main(["weights", "import", str(checkpoint), "--dir", str(folder)]) == 0
+    assert main(["weights", "import", "--text-model", str(text_model_files), "--dir", str(folder)]) == 0
+    capsys.readouterr()
+    assert main(["weights", "verify", "--dir", str(folder)]) == 0
+    assert capsys.readouterr().out.count("ok      ") == 4
+
+    (folder / TEXT_MODEL_DIRNAME / "vocab.txt").write_text(VOCAB + "scissors\n")
+    assert main(["weights", "verify", "--dir", str(folder)]) == 1
+    failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and f"{TEXT_MODEL_DIRNAME}/vocab.txt" in failed[0]
+    assert f"`surgvlp weights import --text-model {text_model_files} --dir {folder}`" in failed[0]
