@@ -1,0 +1,144 @@
+"""The one interface through which every consumer reads frames, whatever the container.
+
+A source knows, before decoding anything, the exact time of each native frame (from the stream's
+presentation timestamps or the DICOM timing attributes). Sampling is therefore decided up front by
+:func:`~surgvlp.sources.sampling.select_frames`, ``len()`` is exact, and each container only has to
+decode the frames it was asked for, in time order.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from surgvlp.errors import SurgVLPError
+from surgvlp.background import iterate_in_background
+from surgvlp.sources.sampling import select_frames
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: ``image`` is (H, W, 3) uint8 RGB, ``time`` is seconds after the source's first frame."""
+
+    image: np.ndarray
+    time: float
+    index: int
+
+
+class FrameSource(abc.ABC):
+    """Frames of one video, DICOM object or frame folder, sampled at ``fps`` within ``[start, end)`` seconds.
+
+    Subclasses describe their native frames (``times`` sorted ascending, the matching source
+    ``indices``, and the nominal ``native_fps`` or None to derive it from the times) and implement
+    :meth:`_decode`; this class turns a sampling request into the frames
+    to decode and runs the decoding in a background thread, ``queue_depth`` frames ahead.
+    """
+
+    kind: str = ""
+    queue_depth: int = 8
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        times: np.ndarray,
+        indices: np.ndarray,
+        native_fps: float | None,
+        frame_size: tuple[int, int],
+        fps: float | None,
+        start: float | None,
+        end: float | None,
+    ) -> None:
+        if len(times) == 0:
+            raise SurgVLPError(f"{path}: holds no frames")
+        if fps is not None and not fps > 0:
+            raise SurgVLPError(f"{path}: sampling rate must be positive, got fps={fps}")
+        self.path = path
+        self.native_fps = float(native_fps) if native_fps else _rate_from_times(times)
+        self.frame_size = frame_size
+        self.duration = float(times[-1]) + 1.0 / self.native_fps
+        self.fps = None if fps is None else float(fps)
+        self.start = 0.0 if start is None else float(start)
+        self.end = self.duration if end is None else min(float(end), self.duration)
+        if self.start < 0 or self.start >= self.duration:
+            raise SurgVLPError(f"{path}: start {self.start:g} s is outside the source (duration {self.duration:.3f} s)")
+        if self.end <= self.start:
+            raise SurgVLPError(f"{path}: end {self.end:g} s must be after start {self.start:g} s")
+        self._times = times
+        self._indices = indices
+        self._selected = select_frames(times, self.native_fps, fps, self.start, self.end)
+        if len(self._selected) == 0:
+            raise SurgVLPError(f"{path}: no frames between {self.start:g} s and {self.end:g} s")
+
+    @property
+    def frame_count(self) -> int:
+        """Number of native frames in the whole source."""
+        return len(self._times)
+
+    @functools.cached_property
+    def content_id(self) -> str:
+        """Stable hash of what the source shows and when (see :mod:`surgvlp.sources.identity`)."""
+        return self._content_id()
+
+    @property
+    def description(self) -> dict[str, Any]:
+        """What a timeline records about where its frames came from."""
+        return {
+            "kind": self.kind,
+            "path": str(self.path),
+            "content_id": self.content_id,
+            "duration": self.duration,
+            "native_fps": self.native_fps,
+            "frame_count": self.frame_count,
+            "frame_size": list(self.frame_size),
+            "sampled_fps": self.fps,
+            "start": self.start,
+            "end": self.end,
+            "sampled_frames": len(self),
+            **self._details(),
+        }
+
+    def __len__(self) -> int:
+        return len(self._selected)
+
+    def __iter__(self) -> Iterator[Frame]:
+        return iterate_in_background(self._frames(), depth=self.queue_depth, name="surgvlp-frame-decoder")
+
+    def _frames(self) -> Generator[Frame, None, None]:
+        images = self._decode(self._selected)
+        try:
+            for position, image in zip(self._selected, images, strict=True):
+                yield Frame(image=image, time=float(self._times[position]), index=int(self._indices[position]))
+        finally:
+            images.close()
+
+    @abc.abstractmethod
+    def _decode(self, positions: np.ndarray) -> Generator[np.ndarray, None, None]:
+        """Yield the RGB image of each native frame at ``positions`` (ascending), and nothing else."""
+
+    @abc.abstractmethod
+    def _content_id(self) -> str:
+        """Hash identifying the frames and their times."""
+
+    def _details(self) -> dict[str, Any]:
+        """Container-specific entries for :attr:`description`."""
+        return {}
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({str(self.path)!r}, frames={len(self)}/{self.frame_count}, "
+            f"duration={self.duration:.3f}s, native_fps={self.native_fps:g}, sampled_fps={self.fps})"
+        )
+
+
+def _rate_from_times(times: np.ndarray) -> float:
+    """Frame rate from the median frame interval, for sources that declare none (1 for a single frame)."""
+    if len(times) < 2:
+        return 1.0
+    return 1.0 / float(np.median(np.diff(times)))
