@@ -386,7 +386,7 @@ def test_fetched_untrained_model_loads_through_the_real_loader(
     site.serve("/surgvlp.zip", archive)
     fetch("surgvlp", site.url("/surgvlp.zip"), serve_text_model(site, tiny_model.text_model_dir), store=store)
     model, tokenizer = load_model(store.resolve("surgvlp").path, store.text_model_dir())
-    assert tokenizer(["I use hook to dissect it"])["input_ids"].shape == (1, 77)
+    assert model.encode_text(**tokenizer(["I use hook to dissect it"])).shape == (1, 768)
 
 
 # -- the store ----------------------------------------------------------------------------------------

@@ -7,21 +7,24 @@ sets the pace.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 
+from surgvlp.background import iterate_in_background
 from surgvlp.checkpoint import load_model
 from surgvlp.errors import SurgVLPError
 from surgvlp.model import SurgVLP
 from surgvlp.preprocess import to_model_input
 from surgvlp.text import PromptTokenizer
+
+if TYPE_CHECKING:
+    from surgvlp.sources import Frame
 
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -47,43 +50,6 @@ def _autocast_dtype(device: torch.device, precision: Precision) -> torch.dtype |
     return AUTOCAST_DTYPES[precision]
 
 
-def _prefetched(batches: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
-    """Run ``batches`` in a daemon thread, at most ``PREFETCH_BATCHES`` ahead; errors re-raise in the consumer."""
-    slots: queue.Queue = queue.Queue(maxsize=PREFETCH_BATCHES)
-    stop = threading.Event()
-    done = object()
-
-    def offer(item: object) -> bool:
-        """Queue ``item`` unless the consumer has gone away; False once it has."""
-        while not stop.is_set():
-            try:
-                slots.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for batch in batches:
-                if not offer(batch):
-                    return
-            offer(done)
-        except BaseException as error:  # handed to the consumer, which re-raises it
-            offer(error)
-
-    worker = threading.Thread(target=produce, name="surgvlp-preprocess", daemon=True)
-    worker.start()
-    try:
-        while (item := slots.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
-
-
 def _batched(frames: Iterable[np.ndarray], batch_size: int) -> Iterator[torch.Tensor]:
     batch: list[np.ndarray] = []
     for frame in frames:
@@ -93,6 +59,13 @@ def _batched(frames: Iterable[np.ndarray], batch_size: int) -> Iterator[torch.Te
             batch = []
     if batch:
         yield to_model_input(batch)
+
+
+@dataclass(frozen=True)
+class EncodedFrames:
+    embeddings: np.ndarray  # (N, 768) float32, not normalised
+    times: np.ndarray  # (N,) seconds from the start of the source
+    indices: np.ndarray  # (N,) frame index in the source
 
 
 class SurgVLPEncoder:
@@ -160,10 +133,26 @@ class SurgVLPEncoder:
         else:
             batches = _batched(frames, batch_size)
         embeddings = []
-        for batch in _prefetched(batches):
+        for batch in iterate_in_background(batches, depth=PREFETCH_BATCHES, name="surgvlp-preprocess"):
             embeddings.append(self.encode_images(batch))
             if on_batch is not None:
                 on_batch(len(batch))
         if not embeddings:
             raise SurgVLPError("no frames to encode")
         return torch.cat(embeddings).numpy()
+
+    def encode_source(
+        self, source: Iterable[Frame], batch_size: int = 64, on_batch: Callable[[int], None] | None = None
+    ) -> EncodedFrames:
+        """Encode every frame a frame source yields, keeping the time and index of each."""
+        times: list[float] = []
+        indices: list[int] = []
+
+        def images() -> Iterator[np.ndarray]:
+            for frame in source:
+                times.append(frame.time)
+                indices.append(frame.index)
+                yield frame.image
+
+        embeddings = self.encode_frames(images(), batch_size=batch_size, on_batch=on_batch)
+        return EncodedFrames(embeddings, np.asarray(times, dtype=np.float64), np.asarray(indices, dtype=np.int64))

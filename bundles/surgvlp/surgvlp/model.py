@@ -95,9 +95,3 @@ class SurgVLP(nn.Module):
     def encode_text(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tensor:
         return self.backbone_text(input_ids, attention_mask, token_type_ids)
 
-
-def zero_shot_probabilities(image_embeddings: Tensor, text_embeddings: Tensor, scale: float = 100.0) -> Tensor:
-    """The upstream zero-shot rule: L2-normalise both, then ``softmax(scale * img @ text.T)`` over prompts."""
-    image = nn.functional.normalize(image_embeddings.float(), dim=-1)
-    text = nn.functional.normalize(text_embeddings.float(), dim=-1)
-    return (scale * image @ text.T).softmax(dim=-1)

@@ -43,11 +43,14 @@ def load_text_config(folder: Path) -> BertConfig:
 
 
 class PromptTokenizer:
-    """Tokenises prompts exactly as upstream: lower-cased WordPiece, padded and truncated to 77 tokens.
+    """Tokenises prompts as upstream: lower-cased WordPiece, truncated to 77 tokens.
 
     Bio_ClinicalBERT's vocabulary is cased, but its hub folder has no tokenizer configuration, so the
     upstream ``AutoTokenizer`` falls back to lower-casing; the published models were trained that way.
-    The tokenizer is built once per folder and reused for every call.
+    Upstream pads every prompt to 77 tokens; we pad only to the longest prompt of the call. Masked padding
+    never influences the real tokens and the pooling divides by 77 regardless, so the embeddings are the
+    same while a set of short prompts costs a fraction of the text-encoder time. The tokenizer is built
+    once per folder and reused for every call.
     """
 
     def __init__(self, folder: Path) -> None:
@@ -67,7 +70,7 @@ class PromptTokenizer:
             raise SurgVLPError(f"prompt {empty[0] + 1} is empty")
         encoded = self.tokenizer(
             list(prompts),
-            padding="max_length",
+            padding="longest",
             truncation=True,
             max_length=CONTEXT_LENGTH,
             return_tensors="pt",

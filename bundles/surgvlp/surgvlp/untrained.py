@@ -8,6 +8,7 @@ output they produce says ``"untrained": true``.
 from __future__ import annotations
 
 import os
+import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from transformers import BertConfig
 from surgvlp.atomic import atomic_write
 from surgvlp.errors import SurgVLPError
 from surgvlp.model import EMBED_DIM, SurgVLP
+from surgvlp.prompts import builtin_prompt_sets, load_prompt_set
 from surgvlp.weights.store import CHECKPOINT_TEXT_MODEL_DIRNAME
 
 ALLOW_UNTRAINED_ENV = "SURGVLP_ALLOW_UNTRAINED"
@@ -55,9 +57,19 @@ def require_untrained_allowed(what: str, flag: bool) -> None:
 
 
 def _vocabulary(size: Size) -> list[str]:
-    """A WordPiece vocabulary able to spell any lower-case ASCII text, padded to BERT's size for ``full``."""
+    """A WordPiece vocabulary that spells any lower-case ASCII text and holds the built-in prompts' words.
+
+    The whole words give prompts the token counts they have with the real vocabulary, so text-encoder
+    timings are representative; ``full`` is padded to Bio_ClinicalBERT's size.
+    """
     pieces = list(string.ascii_lowercase + string.digits + string.punctuation)
-    vocab = [*SPECIAL_TOKENS, *pieces, *(f"##{piece}" for piece in pieces)]
+    words = sorted({
+        word
+        for name in builtin_prompt_sets()
+        for prompt in load_prompt_set(name).all_prompts()
+        for word in re.findall(r"[a-z0-9]+", prompt.lower())
+    } - set(pieces))
+    vocab = [*SPECIAL_TOKENS, *pieces, *(f"##{piece}" for piece in pieces), *words]
     if size == "full":
         vocab += [f"[unused{index}]" for index in range(BIO_CLINICAL_BERT_VOCAB_SIZE - len(vocab))]
     return vocab

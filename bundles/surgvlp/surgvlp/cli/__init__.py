@@ -12,7 +12,7 @@ import sys
 
 from surgvlp.errors import SurgVLPError
 
-SUBCOMMAND_MODULES = ("embed", "weights")
+SUBCOMMAND_MODULES = ("sample_data", "embed", "recognise", "evaluate", "adapt", "cache", "weights")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +36,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"surgvlp {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

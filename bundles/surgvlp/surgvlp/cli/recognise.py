@@ -1,0 +1,94 @@
+"""``surgvlp phases`` and ``surgvlp tools``: zero-shot timelines for one video."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from surgvlp.cli.options import add_model_options, add_source_options, load_model_from_args, open_input
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    phases = subparsers.add_parser(
+        "phases",
+        help="zero-shot surgical phase timeline of a video (JSON, optional CSV and PNG plot)",
+        description="Recognise surgical phases zero-shot. Frame embeddings are cached, so a second run with "
+        "another prompt set or decoder does not run the image encoder again.",
+    )
+    add_source_options(phases)
+    phases.add_argument("--prompt-set", default="cholec80", help="cholec80, autolaparo, gastric-bypass or a YAML/JSON file (default: cholec80)")
+    phases.add_argument("--decoder", choices=("argmax", "viterbi", "online"), default="argmax", help="argmax: per frame, as upstream (default); viterbi: offline HMM; online: causal filter")
+    phases.add_argument("--min-segment", type=float, default=0.0, metavar="SECONDS", help="shortest segment kept (default: 0)")
+    phases.add_argument("--adapter", type=Path, help="few-shot phase adapter trained with `surgvlp adapt`")
+    _add_outputs(phases)
+    phases.add_argument("--plot", type=Path, help="also write a PNG timeline plot")
+    phases.set_defaults(handler=run_phases)
+
+    tools = subparsers.add_parser(
+        "tools",
+        help="zero-shot multi-label tool presence over a video (JSON)",
+        description="Score every tool prompt on every sampled frame and report presence intervals.",
+    )
+    add_source_options(tools)
+    tools.add_argument("--prompt-set", default="cholec80-tools", help="cholec80-tools or a YAML/JSON file (default: cholec80-tools)")
+    tools.add_argument("--threshold", type=float, default=0.5, help="presence score threshold, between 0 and 1 (default: 0.5)")
+    tools.add_argument("--min-segment", type=float, default=0.0, metavar="SECONDS", help="shortest presence or gap kept (default: 0)")
+    _add_outputs(tools)
+    tools.set_defaults(handler=run_tools)
+
+
+def _add_outputs(parser: argparse.ArgumentParser) -> None:
+    add_model_options(parser)
+    parser.add_argument("--out", type=Path, required=True, help="timeline JSON to write")
+    parser.add_argument("--csv", type=Path, help="also write one CSV row per sampled frame")
+    parser.add_argument("--no-cache", action="store_true", help="ignore and do not fill the embedding cache")
+
+
+def _embed(args: argparse.Namespace, prompt_set):
+    from tqdm import tqdm
+
+    from surgvlp.cache import EmbeddingCache
+    from surgvlp.recognition import embed
+
+    source = open_input(args)
+    loaded = load_model_from_args(args)
+    cache = EmbeddingCache(limit_bytes=0) if args.no_cache else EmbeddingCache()
+    with tqdm(total=len(source), unit="frame", desc=args.command, disable=None) as progress:
+        embeddings = embed(loaded, source, prompt_set, cache, batch_size=args.batch_size, on_batch=progress.update)
+    return loaded, source, embeddings
+
+
+def _write(args: argparse.Namespace, timeline) -> None:
+    from surgvlp.timeline import write_csv, write_json
+
+    write_json(timeline, args.out)
+    if args.csv:
+        write_csv(timeline, args.csv)
+    note = " (untrained model: the result means nothing)" if timeline.untrained else ""
+    print(f"wrote {args.out}: {len(timeline.times)} frames, {len(timeline.segments)} segments{note}")
+
+
+def run_phases(args: argparse.Namespace) -> None:
+    from surgvlp.adapter import PhaseAdapter
+    from surgvlp.decoding import DecoderSettings
+    from surgvlp.prompts import load_prompt_set
+    from surgvlp.recognition import phase_timeline
+    from surgvlp.timeline import write_plot
+
+    prompt_set = load_prompt_set(args.prompt_set)
+    settings = DecoderSettings(method=args.decoder, min_duration=args.min_segment)
+    loaded, source, embeddings = _embed(args, prompt_set)
+    adapter = PhaseAdapter.load(args.adapter, loaded.sha256) if args.adapter else None
+    timeline = phase_timeline(loaded, source, prompt_set, embeddings, settings, adapter)
+    _write(args, timeline)
+    if args.plot:
+        write_plot(timeline, args.plot)
+
+
+def run_tools(args: argparse.Namespace) -> None:
+    from surgvlp.prompts import load_prompt_set
+    from surgvlp.recognition import tool_timeline
+
+    prompt_set = load_prompt_set(args.prompt_set)
+    loaded, source, embeddings = _embed(args, prompt_set)
+    _write(args, tool_timeline(loaded, source, prompt_set, embeddings, args.threshold, args.min_segment))

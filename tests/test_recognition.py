@@ -1,0 +1,146 @@
+"""``surgvlp phases`` / ``tools`` / ``adapt`` end to end on the sample case with the tiny model, and the cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from surgvlp.adapter import PhaseAdapter
+from surgvlp.cache import EmbeddingCache
+from surgvlp.cli import main
+from surgvlp.decoding import DecoderSettings, phase_probabilities
+from surgvlp.encoder import SurgVLPEncoder
+from surgvlp.evaluation import align, read_truth
+from surgvlp.loading import load_encoder
+from surgvlp.prompts import load_prompt_set
+from surgvlp.recognition import embed, phase_timeline
+from surgvlp.sources import open_source
+from surgvlp.timeline import read_timeline
+
+
+@pytest.fixture
+def model_args(tiny_model) -> list[str]:
+    return ["--checkpoint", "untrained-tiny", "--allow-untrained", "--device", "cpu", "--batch-size", "8"]
+
+
+def test_phases_writes_timeline_csv_and_plot(sample_case, model_args, tmp_path):
+    out = tmp_path / "timeline.json"
+    code = main(["phases", str(sample_case.video), "--decoder", "viterbi", "--out", str(out),
+                 "--csv", str(tmp_path / "t.csv"), "--plot", str(tmp_path / "t.png"), *model_args])
+    assert code == 0
+    timeline = read_timeline(out)
+    document = json.loads(out.read_text())
+    assert document["untrained"] is True and document["model"]["untrained"] is True
+    assert timeline.class_names[0] == "Preparation" and len(timeline.class_names) == 7
+    assert len(timeline.times) == 21 and timeline.times[1] - timeline.times[0] == pytest.approx(1.0, abs=0.05)
+    np.testing.assert_allclose(timeline.scores.sum(axis=1), 1.0, rtol=1e-5)
+    assert timeline.segments[0].start == pytest.approx(0.0, abs=0.05)
+    assert timeline.segments[-1].end == pytest.approx(21.0, abs=0.05)
+    assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len((tmp_path / "t.csv").read_text().splitlines()) == 22
+
+
+def test_every_container_gives_the_same_timeline(sample_case, model_args, tmp_path):
+    labels = []
+    for name, source in [("mp4", sample_case.video), ("dicom", sample_case.dicom_video), ("frames", sample_case.frames)]:
+        out = tmp_path / f"{name}.json"
+        assert main(["phases", str(source), "--out", str(out), *model_args]) == 0
+        labels.append(read_timeline(out).labels)
+    assert len(labels[0]) == len(labels[1]) == len(labels[2])
+    # the mp4 and its DICOM wrapping hold the same stream: identical decisions
+    np.testing.assert_array_equal(labels[0], labels[1])
+
+
+def test_tools_reports_presence_per_tool(sample_case, model_args, tmp_path):
+    out = tmp_path / "tools.json"
+    assert main(["tools", str(sample_case.video), "--threshold", "0.6", "--out", str(out), *model_args]) == 0
+    document = json.loads(out.read_text())
+    assert document["task"] == "tool" and document["untrained"] is True
+    assert document["decoder"]["threshold"] == 0.6
+    assert set(document["presence"]) == {"Grasper", "Bipolar", "Hook", "Scissors", "Clipper", "Irrigator", "SpecimenBag"}
+    scores = np.asarray(document["frames"]["scores"])
+    assert scores.shape == (21, 7) and ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_cache_hit_never_runs_the_image_encoder(sample_case, tiny_model, tmp_path, monkeypatch):
+    loaded = load_encoder("untrained-tiny", allow_untrained=True, device="cpu")
+    cache = EmbeddingCache(tmp_path / "cache")
+    source = open_source(sample_case.video, fps=1.0)
+    first = embed(loaded, source, load_prompt_set("cholec80"), cache)
+    assert not first.from_cache
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the image encoder ran on a cache hit")
+
+    monkeypatch.setattr(SurgVLPEncoder, "encode_images", refuse)
+    second = embed(loaded, open_source(sample_case.video, fps=1.0), load_prompt_set("autolaparo"), cache)
+    assert second.from_cache
+    np.testing.assert_array_equal(first.frames, second.frames)
+    # another sampling rate is another entry, so it needs the encoder
+    with pytest.raises(AssertionError, match="image encoder ran"):
+        embed(loaded, open_source(sample_case.video, fps=2.0), load_prompt_set("cholec80"), cache)
+
+
+def test_cache_respects_its_size_limit_and_clears(sample_case, tiny_model, tmp_path):
+    loaded = load_encoder("untrained-tiny", allow_untrained=True, device="cpu")
+    cache = EmbeddingCache(tmp_path / "cache", limit_bytes=0)
+    embed(loaded, open_source(sample_case.video, fps=1.0), load_prompt_set("cholec80"), cache)
+    assert cache.entries() == []
+    cache = EmbeddingCache(tmp_path / "cache")
+    embed(loaded, open_source(sample_case.video, fps=1.0), load_prompt_set("cholec80"), cache)
+    assert len(cache.entries()) == 2 and cache.size_bytes() > 21 * 768 * 4
+    assert cache.clear() > 0 and cache.entries() == []
+
+
+def test_adapter_starts_as_the_zero_shot_classifier_and_learns(sample_case, tiny_model, tmp_path):
+    loaded = load_encoder("untrained-tiny", allow_untrained=True, device="cpu")
+    prompt_set = load_prompt_set("cholec80")
+    source = open_source(sample_case.video, fps=1.0)
+    embedded = embed(loaded, source, prompt_set, EmbeddingCache(tmp_path / "cache"))
+    adapter = PhaseAdapter.from_prompts(prompt_set, embedded.classes, loaded.sha256, loaded.untrained)
+    np.testing.assert_allclose(adapter.probabilities(embedded.frames), phase_probabilities(embedded.frames, embedded.classes), atol=1e-4)
+
+    covered, truth = align(embedded.times, read_truth(sample_case.phase_annotation, prompt_set.class_names))
+    assert covered.all()
+    adapter.fit([embedded.frames], [truth], epochs=200)
+    path = tmp_path / "adapter.npz"
+    adapter.save(path)
+    reloaded = PhaseAdapter.load(path, loaded.sha256)
+    timeline = phase_timeline(loaded, source, prompt_set, embedded, DecoderSettings(), reloaded)
+    assert (timeline.labels == truth).mean() >= 0.9  # fits its own training video
+    assert timeline.model["adapter"]["untrained_encoder"] is True
+
+
+def test_adapt_cli_trains_and_phases_uses_the_adapter(sample_case, model_args, tmp_path):
+    adapter = tmp_path / "adapter.npz"
+    assert main(["adapt", "--video", str(sample_case.video), "--truth", str(sample_case.phase_annotation),
+                 "--out", str(adapter), "--epochs", "50", *model_args]) == 0
+    out = tmp_path / "adapted.json"
+    assert main(["phases", str(sample_case.video), "--adapter", str(adapter), "--out", str(out), *model_args]) == 0
+    assert json.loads(out.read_text())["model"]["adapter"]["frames"] == 21
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--prompt-set", "cholec80-tools"], "is for tool recognition, not phase"),
+        (["--prompt-set", "no-such-set"], "neither a built-in set"),
+        (["--checkpoint", "hecvl"], "surgvlp weights fetch hecvl"),
+    ],
+)
+def test_bad_requests_are_one_line_errors(sample_case, model_args, tmp_path, capsys, extra, message):
+    out = tmp_path / "timeline.json"
+    assert main(["phases", str(sample_case.video), "--out", str(out), *model_args, *extra]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+    assert not out.exists()
+
+
+def test_corrupt_video_is_a_one_line_error(tmp_path, model_args, capsys):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    assert main(["phases", str(broken), "--out", str(tmp_path / "t.json"), *model_args]) == 2
+    error = capsys.readouterr().err
+    assert "broken.mp4" in error and error.count("\n") == 1
