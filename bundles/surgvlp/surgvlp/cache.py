@@ -108,25 +108,35 @@ class EmbeddingCache:
         self._write(path, {"embeddings": embeddings})
         return embeddings
 
+    def _stats(self) -> list[tuple[Path, os.stat_result]]:
+        """Entries, least recently used first; files another process deletes meanwhile are skipped."""
+        stats = []
+        for path in self.root.glob("*.npz") if self.root.is_dir() else ():
+            try:
+                stats.append((path, path.stat()))
+            except FileNotFoundError:
+                continue
+        return sorted(stats, key=lambda entry: entry[1].st_mtime)
+
     def entries(self) -> list[Path]:
-        return sorted(self.root.glob("*.npz"), key=lambda path: path.stat().st_mtime) if self.root.is_dir() else []
+        return [path for path, _ in self._stats()]
 
     def size_bytes(self) -> int:
-        return sum(path.stat().st_size for path in self.entries())
+        return sum(stat.st_size for _, stat in self._stats())
 
     def evict(self) -> None:
         """Delete least recently used entries until the cache fits its limit."""
-        entries = self.entries()
-        total = sum(path.stat().st_size for path in entries)
-        for path in entries:
+        stats = self._stats()
+        total = sum(stat.st_size for _, stat in stats)
+        for path, stat in stats:
             if total <= self.limit_bytes:
                 break
-            total -= path.stat().st_size
+            total -= stat.st_size
             path.unlink(missing_ok=True)
 
     def clear(self) -> int:
         """Delete every entry; returns the bytes freed."""
-        freed = self.size_bytes()
-        for path in self.entries():
+        stats = self._stats()
+        for path, _ in stats:
             path.unlink(missing_ok=True)
-        return freed
+        return sum(stat.st_size for _, stat in stats)

@@ -12,7 +12,7 @@ import sys
 
 from surgvlp.errors import SurgVLPError
 
-SUBCOMMAND_MODULES = ("sample_data", "embed", "recognise", "evaluate", "adapt", "cache", "weights")
+SUBCOMMAND_MODULES = ("sample_data", "embed", "recognise", "evaluate", "adapt", "cache", "weights", "bundle", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,7 +52,7 @@ def _embed(args: argparse.Namespace, prompt_set):
 
     source = open_input(args)
     loaded = load_model_from_args(args)
-    cache = EmbeddingCache(limit_bytes=0) if args.no_cache else EmbeddingCache()
+    cache = None if args.no_cache else EmbeddingCache()
     with tqdm(total=len(source), unit="frame", desc=args.command, disable=None) as progress:
         embeddings = embed(loaded, source, prompt_set, cache, batch_size=args.batch_size, on_batch=progress.update)
     return loaded, source, embeddings

@@ -1,4 +1,4 @@
-"""``surgvlp weights fetch|import|list|verify|init-untrained``: get the licensed weights onto a machine and keep them honest."""
+"""``surgvlp weights fetch|import|list|verify|init-untrained|convert``: get the licensed weights onto a machine and keep them honest."""
 
 from __future__ import annotations
 
@@ -64,6 +64,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     untrained.add_argument("--size", choices=("tiny", "full"), default="tiny", help="tiny: small BERT, loads instantly; full: Bio_ClinicalBERT's shape, for speed figures (default: tiny)")
     untrained.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     untrained.set_defaults(handler=_init_untrained)
+
+    convert = actions.add_parser(
+        "convert",
+        parents=[folder],
+        help="install a checkpoint as the MONAI bundle's models/model.pt (and, with --prompt-set, its phase head)",
+        description="Check a checkpoint and copy it, unchanged, to BUNDLE/models/model.pt with the text model it needs, "
+        "recorded in that folder's manifest (untrained exactly when the source is).",
+    )
+    convert.add_argument("source", help="a name recorded in the weights folder (e.g. peskavlp), a .pth checkpoint or the official .zip")
+    convert.add_argument("--bundle", type=Path, help="bundle folder to install into (default: the bundle this package belongs to)")
+    convert.add_argument(
+        "--prompt-set",
+        help="also store the class embeddings of this phase prompt set (e.g. cholec80) as models/phase_prompts.pt, "
+        "for the frame-to-phase network (verify_net_in_out, ONNX export)",
+    )
+    convert.set_defaults(handler=_convert)
 
 
 def _size(size: int) -> str:
@@ -134,3 +150,15 @@ def _verify(args: argparse.Namespace) -> int:
     for entry, ok, message in results:
         print(f"ok      {entry.name}" if ok else f"FAILED  {entry.name}: {message}")
     return 0 if all(ok for _, ok, _ in results) else 1
+
+
+def _convert(args: argparse.Namespace) -> None:
+    from surgvlp.convert import convert_checkpoint
+
+    converted = convert_checkpoint(args.source, args.bundle, args.prompt_set, WeightStore(args.dir))
+    print(_describe(converted.checkpoint))
+    print(f"text model: {converted.text_model_dir}")
+    if converted.phase_prompts is not None:
+        print(_describe(converted.phase_prompts))
+    if converted.checkpoint.untrained:
+        print("untrained weights: the bundle runs them only with --allow_untrained true, and every output says untrained")

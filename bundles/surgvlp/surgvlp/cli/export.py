@@ -1,0 +1,46 @@
+"""``surgvlp export onnx``: the frame-to-phase network of the bundle as an ONNX file, checked against PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export the bundle's frame-to-phase network (image encoder + phase head) for other runtimes",
+        description="Export the image encoder with the stored phase prompt embeddings as its head "
+        "(image 3x224x224 -> pred, one logit per phase). Needs models/model.pt and models/phase_prompts.pt, "
+        "written by `surgvlp weights convert SOURCE --prompt-set cholec80`.",
+    )
+    formats = parser.add_subparsers(dest="export_format", required=True, metavar="FORMAT")
+    onnx = formats.add_parser("onnx", help="ONNX, any batch size; checked with ONNX Runtime on the CPU")
+    onnx.add_argument("--out", type=Path, required=True, help="ONNX file to write")
+    onnx.add_argument("--bundle", type=Path, help="bundle folder whose models/ to export (default: the bundle this package belongs to)")
+    onnx.add_argument("--checkpoint", default="model", help="checkpoint name in the bundle's models/ folder (default: model)")
+    onnx.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    onnx.add_argument("--no-check", action="store_true", help="skip comparing ONNX Runtime with PyTorch")
+    onnx.add_argument(
+        "--allow-untrained",
+        action="store_true",
+        help="export random weights (for tests; the file's metadata says untrained). Also SURGVLP_ALLOW_UNTRAINED=1",
+    )
+    onnx.set_defaults(handler=run_onnx)
+
+
+def run_onnx(args: argparse.Namespace) -> int:
+    from surgvlp.convert import bundle_root
+    from surgvlp.export import LOGIT_TOLERANCE, export_onnx, onnx_difference
+    from surgvlp.phase_network import open_phase_network
+
+    loaded = open_phase_network((args.bundle or bundle_root()) / "models", args.checkpoint, args.allow_untrained)
+    export_onnx(loaded, args.out, opset=args.opset)
+    note = " (untrained weights: the file's metadata says so)" if loaded.checkpoint.untrained else ""
+    print(f"wrote {args.out}: {len(loaded.prompts.prompt_set.classes)} phases of {loaded.prompts.prompt_set.name}{note}")
+    if args.no_check:
+        return 0
+    difference = onnx_difference(loaded.network, args.out)
+    verdict = "ok" if difference <= LOGIT_TOLERANCE else "FAILED"
+    print(f"{verdict}: ONNX Runtime vs PyTorch, largest logit difference {difference:.2e} (tolerance {LOGIT_TOLERANCE:.0e})")
+    return 0 if verdict == "ok" else 1
