@@ -16,7 +16,7 @@ _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 
 
-def _is_loopback(address: object) -> bool:
+def is_loopback(address: object) -> bool:
     if not isinstance(address, tuple):  # AF_UNIX paths and the like stay on this machine
         return True
     host = address[0]
@@ -30,7 +30,7 @@ def _is_loopback(address: object) -> bool:
 
 def _guarded(real):
     def connect(self: socket.socket, address: object):
-        if not _is_loopback(address):
+        if not is_loopback(address):
             raise OSError(f"tests may only connect to 127.0.0.1, not {address!r}")
         return real(self, address)
 

@@ -144,3 +144,18 @@ def test_corrupt_video_is_a_one_line_error(tmp_path, model_args, capsys):
     assert main(["phases", str(broken), "--out", str(tmp_path / "t.json"), *model_args]) == 2
     error = capsys.readouterr().err
     assert "broken.mp4" in error and error.count("\n") == 1
+
+
+def test_evaluate_scores_a_timeline_against_the_sample_annotation(sample_case, model_args, tmp_path, capsys):
+    timeline = tmp_path / "timeline.json"
+    assert main(["phases", str(sample_case.video), "--out", str(timeline), *model_args]) == 0
+    report_path = tmp_path / "report.json"
+    assert main(["evaluate", "--pred", str(timeline), "--truth", str(sample_case.phase_annotation),
+                 "--relaxed", "--out", str(report_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "strict acc" in printed and "UNTRAINED MODEL" in printed
+    report = json.loads(report_path.read_text())
+    predicted = read_timeline(timeline)
+    covered, truth = align(predicted.times, read_truth(sample_case.phase_annotation, predicted.class_names))
+    assert report["untrained"] is True
+    assert report["videos"][0]["strict"]["accuracy"] == pytest.approx((predicted.labels[covered] == truth).mean())
