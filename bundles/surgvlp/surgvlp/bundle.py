@@ -156,6 +156,7 @@ class TimelineInference:
     device: str | None = None
     precision: str = "auto"
     batch_size: int = 64
+    decode_workers: int = 0
     allow_untrained: bool | str = False
     cache_dir: str | Path | None = None
     csv: bool | str = False
@@ -221,7 +222,15 @@ class TimelineInference:
         try:
             source = open_source(video, fps=self.fps)
             with tqdm(total=len(source), unit="frame", desc=video.name, disable=None) as progress:
-                embeddings = embed(loaded, source, prompt_set, cache, batch_size=self.batch_size, on_batch=progress.update)
+                embeddings = embed(
+                    loaded,
+                    source,
+                    prompt_set,
+                    cache,
+                    batch_size=self.batch_size,
+                    on_batch=progress.update,
+                    decode_workers=int(self.decode_workers),
+                )
             timeline = recognise(loaded, source, embeddings=embeddings)
             out = Path(self.output_dir) / timeline_name(video, prompt_set.task)
             write_json(timeline, out)

@@ -89,12 +89,13 @@ class EmbeddingCache:
         checkpoint_sha256: str,
         batch_size: int = 64,
         on_batch: Callable[[int], None] | None = None,
+        decode_workers: int = 0,
     ) -> tuple[EncodedFrames, bool]:
         """The source's frame embeddings and whether they came from the cache (then no frame is decoded)."""
         cached = self.load_frames(source, checkpoint_sha256)
         if cached is not None:
             return cached, True
-        encoded = encoder.encode_source(source, batch_size=batch_size, on_batch=on_batch)
+        encoded = encoder.encode_source(source, batch_size=batch_size, on_batch=on_batch, decode_workers=decode_workers)
         self.save_frames(source, checkpoint_sha256, encoded)
         return encoded, False
 

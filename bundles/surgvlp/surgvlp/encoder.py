@@ -20,11 +20,11 @@ from surgvlp.background import iterate_in_background
 from surgvlp.checkpoint import load_model
 from surgvlp.errors import SurgVLPError
 from surgvlp.model import SurgVLP
-from surgvlp.preprocess import to_model_input
+from surgvlp.preprocess import crop_frame, crops_to_model_input, to_model_input
 from surgvlp.text import PromptTokenizer
 
 if TYPE_CHECKING:
-    from surgvlp.sources import Frame
+    from surgvlp.sources import FrameSource
 
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -50,15 +50,17 @@ def _autocast_dtype(device: torch.device, precision: Precision) -> torch.dtype |
     return AUTOCAST_DTYPES[precision]
 
 
-def _batched(frames: Iterable[np.ndarray], batch_size: int) -> Iterator[torch.Tensor]:
+def _batched(
+    frames: Iterable[np.ndarray], batch_size: int, prepare: Callable[[list[np.ndarray]], torch.Tensor]
+) -> Iterator[torch.Tensor]:
     batch: list[np.ndarray] = []
     for frame in frames:
         batch.append(frame)
         if len(batch) == batch_size:
-            yield to_model_input(batch)
+            yield prepare(batch)
             batch = []
     if batch:
-        yield to_model_input(batch)
+        yield prepare(batch)
 
 
 @dataclass(frozen=True)
@@ -121,17 +123,18 @@ class SurgVLPEncoder:
         frames: Iterable[np.ndarray],
         batch_size: int = 64,
         on_batch: Callable[[int], None] | None = None,
+        prepare: Callable[[list[np.ndarray]], torch.Tensor] = to_model_input,
     ) -> np.ndarray:
         """(H, W, 3) uint8 RGB frames -> (N, 768) float32 embeddings, preprocessing overlapped with the model.
 
+        ``prepare`` turns a list of frames into model input (the default resizes, crops and normalises);
         ``on_batch`` receives the number of frames just encoded (for progress bars).
         """
         if batch_size < 1:
             raise SurgVLPError(f"batch size must be at least 1, got {batch_size}")
+        batches = _batched(frames, batch_size, prepare)
         if self.device.type == "cuda":
-            batches = (batch.pin_memory() for batch in _batched(frames, batch_size))
-        else:
-            batches = _batched(frames, batch_size)
+            batches = (batch.pin_memory() for batch in batches)
         embeddings = []
         for batch in iterate_in_background(batches, depth=PREFETCH_BATCHES, name="surgvlp-preprocess"):
             embeddings.append(self.encode_images(batch))
@@ -142,17 +145,32 @@ class SurgVLPEncoder:
         return torch.cat(embeddings).numpy()
 
     def encode_source(
-        self, source: Iterable[Frame], batch_size: int = 64, on_batch: Callable[[int], None] | None = None
+        self,
+        source: FrameSource,
+        batch_size: int = 64,
+        on_batch: Callable[[int], None] | None = None,
+        decode_workers: int = 0,
     ) -> EncodedFrames:
-        """Encode every frame a frame source yields, keeping the time and index of each."""
+        """Encode every frame a frame source yields, keeping the time and index of each.
+
+        With ``decode_workers`` > 1 the source is decoded by that many processes, which also crop the
+        frames, for long videos where one decoder cannot keep the model busy (see
+        :mod:`surgvlp.sources.parallel`); the embeddings are the same.
+        """
+        if decode_workers > 1:
+            from surgvlp.sources.parallel import iterate_parallel
+
+            frames, prepare = iterate_parallel(source, decode_workers, transform=crop_frame), crops_to_model_input
+        else:
+            frames, prepare = iter(source), to_model_input
         times: list[float] = []
         indices: list[int] = []
 
         def images() -> Iterator[np.ndarray]:
-            for frame in source:
+            for frame in frames:
                 times.append(frame.time)
                 indices.append(frame.index)
                 yield frame.image
 
-        embeddings = self.encode_frames(images(), batch_size=batch_size, on_batch=on_batch)
+        embeddings = self.encode_frames(images(), batch_size=batch_size, on_batch=on_batch, prepare=prepare)
         return EncodedFrames(embeddings, np.asarray(times, dtype=np.float64), np.asarray(indices, dtype=np.int64))

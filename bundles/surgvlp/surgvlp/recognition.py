@@ -41,13 +41,15 @@ def embed(
     cache: EmbeddingCache | None,
     batch_size: int = 64,
     on_batch: Callable[[int], None] | None = None,
+    decode_workers: int = 0,
 ) -> FrameEmbeddings:
     """Frame and class embeddings, through ``cache`` unless it is None (then nothing is read or kept)."""
+    encoding = {"batch_size": batch_size, "on_batch": on_batch, "decode_workers": decode_workers}
     if cache is None:
-        encoded, hit = loaded.encoder.encode_source(source, batch_size=batch_size, on_batch=on_batch), False
+        encoded, hit = loaded.encoder.encode_source(source, **encoding), False
         prompt_embeddings = loaded.encoder.encode_prompts(prompt_set.all_prompts())
     else:
-        encoded, hit = cache.frames(loaded.encoder, source, loaded.sha256, batch_size=batch_size, on_batch=on_batch)
+        encoded, hit = cache.frames(loaded.encoder, source, loaded.sha256, **encoding)
         prompt_embeddings = cache.prompts(loaded.encoder, prompt_set.all_prompts(), loaded.sha256)
     fps = source.fps or source.native_fps
     return FrameEmbeddings(encoded.embeddings, encoded.times, prompt_set.class_embeddings(prompt_embeddings), fps, hit)

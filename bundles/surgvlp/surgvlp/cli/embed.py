@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from surgvlp.cli.options import add_model_options, load_model_from_args
+from surgvlp.cli.options import add_decode_workers_option, add_model_options, load_model_from_args
 from surgvlp.errors import SurgVLPError
 
 
@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--frames", type=Path, help="folder of .png/.jpg frames, taken in natural order of their names")
     source.add_argument("--video", type=Path, help="video file, DICOM video or multi-frame DICOM, or a DICOM series folder")
     parser.add_argument("--fps", type=float, default=1.0, help="frames per second sampled from --video (default: 1)")
+    add_decode_workers_option(parser)
     parser.add_argument("--prompts", type=Path, help="text file with one prompt per line, kept verbatim")
     parser.add_argument("--out", type=Path, required=True, help="output .npz file")
     parser.set_defaults(handler=run)
@@ -59,7 +60,9 @@ def run(args: argparse.Namespace) -> None:
         source = open_source(args.video, fps=args.fps)
     loaded = load_model_from_args(args)
     with tqdm(total=len(source), unit="frame", desc="embed", disable=None) as progress:
-        sampled = loaded.encoder.encode_source(source, batch_size=args.batch_size, on_batch=progress.update)
+        sampled = loaded.encoder.encode_source(
+            source, batch_size=args.batch_size, on_batch=progress.update, decode_workers=args.decode_workers
+        )
     image_embeddings = sampled.embeddings
     text_embeddings = loaded.encoder.encode_prompts(prompts) if prompts else np.zeros((0, image_embeddings.shape[1]), np.float32)
     arrays = {

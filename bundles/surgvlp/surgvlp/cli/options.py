@@ -33,6 +33,17 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
     sampling.add_argument("--start", type=float, help="first second to read")
     sampling.add_argument("--end", type=float, help="last second to read")
     sampling.add_argument("--folder-fps", type=float, help="frame rate of a frame folder when it has no sidecar (default: 1)")
+    add_decode_workers_option(sampling)
+
+
+def add_decode_workers_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--decode-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="decode in N processes, for long videos on machines with cores to spare (default: 0, one decoding thread)",
+    )
 
 
 def open_input(args: argparse.Namespace):

@@ -54,7 +54,9 @@ def _embed(args: argparse.Namespace, prompt_set):
     loaded = load_model_from_args(args)
     cache = None if args.no_cache else EmbeddingCache()
     with tqdm(total=len(source), unit="frame", desc=args.command, disable=None) as progress:
-        embeddings = embed(loaded, source, prompt_set, cache, batch_size=args.batch_size, on_batch=progress.update)
+        embeddings = embed(
+            loaded, source, prompt_set, cache, batch_size=args.batch_size, on_batch=progress.update, decode_workers=args.decode_workers
+        )
     return loaded, source, embeddings
 
 

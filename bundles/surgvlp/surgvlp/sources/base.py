@@ -111,12 +111,20 @@ class FrameSource(abc.ABC):
         return iterate_in_background(self._frames(), depth=self.queue_depth, name="surgvlp-frame-decoder")
 
     def _frames(self) -> Generator[Frame, None, None]:
-        images = self._decode(self._selected)
+        return self.frames_at(self._selected)
+
+    def frames_at(self, positions: np.ndarray) -> Generator[Frame, None, None]:
+        """Decode the native frames at ``positions`` (ascending), in the calling thread."""
+        images = self._decode(positions)
         try:
-            for position, image in zip(self._selected, images, strict=True):
+            for position, image in zip(positions, images, strict=True):
                 yield Frame(image=image, time=float(self._times[position]), index=int(self._indices[position]))
         finally:
             images.close()
+
+    def runs(self, length: int) -> list[np.ndarray]:
+        """The sampled positions cut into consecutive runs of ``length``, for decoding them in parallel."""
+        return [self._selected[first : first + length] for first in range(0, len(self._selected), length)]
 
     @abc.abstractmethod
     def _decode(self, positions: np.ndarray) -> Generator[np.ndarray, None, None]:
