@@ -18,13 +18,9 @@ from surgvlp.atomic import atomic_write
 from surgvlp.decoding import PHASE_LOGIT_SCALE
 from surgvlp.errors import SurgVLPError
 from surgvlp.prompts import PromptSet
+from surgvlp.vectors import softmax, unit_rows
 
 ADAPTER_FORMAT = "surgvlp.phase-adapter/1"
-
-
-def _unit(rows: np.ndarray) -> np.ndarray:
-    rows = np.asarray(rows, dtype=np.float32)
-    return rows / np.linalg.norm(rows, axis=-1, keepdims=True).clip(min=1e-12)
 
 
 @dataclass
@@ -39,14 +35,14 @@ class PhaseAdapter:
     @classmethod
     def from_prompts(cls, prompt_set: PromptSet, class_embeddings: np.ndarray, checkpoint_sha256: str, untrained_encoder: bool) -> PhaseAdapter:
         """The zero-shot classifier written as a linear layer: ``scale * cos`` logits, zero bias."""
-        weight = PHASE_LOGIT_SCALE * _unit(class_embeddings)
+        weight = PHASE_LOGIT_SCALE * unit_rows(class_embeddings, np.float32)
         return cls(prompt_set.class_names, weight, np.zeros(len(weight), np.float32), checkpoint_sha256, untrained_encoder)
 
     def logits(self, frame_embeddings: np.ndarray) -> np.ndarray:
-        return _unit(frame_embeddings) @ self.weight.T + self.bias
+        return unit_rows(frame_embeddings, np.float32) @ self.weight.T + self.bias
 
     def probabilities(self, frame_embeddings: np.ndarray) -> np.ndarray:
-        return torch.from_numpy(self.logits(frame_embeddings)).double().softmax(dim=1).numpy()
+        return softmax(self.logits(frame_embeddings).astype(np.float64))
 
     def fit(self, frame_embeddings: list[np.ndarray], labels: list[np.ndarray], epochs: int = 300, learning_rate: float = 0.05, weight_decay: float = 1e-4) -> float:
         """Full-batch cross-entropy training on the labelled frames of several videos; returns the final loss.
@@ -54,7 +50,7 @@ class PhaseAdapter:
         Videos are weighted equally and classes by inverse frequency, so a long phase in one video does
         not drown the short ones the clinician corrected.
         """
-        features = torch.from_numpy(np.concatenate([_unit(embeddings) for embeddings in frame_embeddings]))
+        features = torch.from_numpy(np.concatenate([unit_rows(embeddings, np.float32) for embeddings in frame_embeddings]))
         targets = torch.from_numpy(np.concatenate(labels).astype(np.int64))
         if len(features) == 0:
             raise SurgVLPError("no labelled frames to adapt on")

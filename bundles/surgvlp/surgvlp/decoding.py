@@ -33,6 +33,7 @@ import numpy as np
 
 from surgvlp.errors import SurgVLPError
 from surgvlp.prompts import PromptSet
+from surgvlp.vectors import softmax, unit_rows
 
 DECODERS = ("argmax", "viterbi", "online")
 PHASE_LOGIT_SCALE = 100.0
@@ -84,11 +85,7 @@ def minimum_frames(min_duration: float, fps: float) -> int:
 
 def cosine_similarity(image_embeddings: np.ndarray, class_embeddings: np.ndarray) -> np.ndarray:
     """(T, D) and (C, D) embeddings -> (T, C) cosines; neither input needs to be normalised."""
-    image = np.asarray(image_embeddings, dtype=np.float64)
-    text = np.asarray(class_embeddings, dtype=np.float64)
-    image = image / np.linalg.norm(image, axis=1, keepdims=True).clip(min=1e-12)
-    text = text / np.linalg.norm(text, axis=1, keepdims=True).clip(min=1e-12)
-    return image @ text.T
+    return unit_rows(image_embeddings) @ unit_rows(class_embeddings).T
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -99,10 +96,7 @@ def phase_probabilities(
     image_embeddings: np.ndarray, class_embeddings: np.ndarray, logit_scale: float = PHASE_LOGIT_SCALE
 ) -> np.ndarray:
     """The upstream zero-shot rule: ``softmax(logit_scale * cos)`` over classes, one row per frame."""
-    logits = logit_scale * cosine_similarity(image_embeddings, class_embeddings)
-    logits -= logits.max(axis=1, keepdims=True)
-    weights = np.exp(logits)
-    return weights / weights.sum(axis=1, keepdims=True)
+    return softmax(logit_scale * cosine_similarity(image_embeddings, class_embeddings))
 
 
 def tool_scores(

@@ -34,6 +34,7 @@ import numpy as np
 import yaml
 
 from surgvlp.errors import SurgVLPError
+from surgvlp.vectors import unit_rows
 
 TASKS = ("phase", "tool")
 _SET_KEYS = ("name", "task", "ordered", "order", "classes")
@@ -84,10 +85,10 @@ class PromptSet:
         expected = len(self.all_prompts())
         if prompt_embeddings.ndim != 2 or prompt_embeddings.shape[0] != expected:
             raise ValueError(f"expected ({expected}, D) prompt embeddings, got shape {prompt_embeddings.shape}")
-        unit = prompt_embeddings / np.linalg.norm(prompt_embeddings, axis=1, keepdims=True).clip(min=1e-12)
+        unit = unit_rows(prompt_embeddings)
         bounds = np.cumsum([0] + [len(entry.prompts) for entry in self.classes])
         means = np.stack([unit[start:stop].mean(axis=0) for start, stop in zip(bounds[:-1], bounds[1:])])
-        return means / np.linalg.norm(means, axis=1, keepdims=True).clip(min=1e-12)
+        return unit_rows(means)
 
     def to_dict(self) -> dict[str, Any]:
         """The file format above; ``from_dict`` reads it back (timelines embed it)."""
