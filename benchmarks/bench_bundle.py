@@ -39,25 +39,30 @@ from surgvlp.weights import WeightStore
 
 VIDEO_SIZE = (640, 360)
 VIDEO_FPS = 25
+LOOP_SECONDS = 8
 
 
 def write_video(path: Path, seconds: int, gop: int) -> None:
     """A moving colour pattern with texture, encoded as H.264 with a keyframe every ``gop`` frames.
 
     x264's default keyframe interval is 250 frames (10 s at 25 fps), as in many recorder exports: sampling at
-    1 fps then has to decode nearly every frame, which is the case that costs.
+    1 fps then has to decode nearly every frame, which is the case that costs. The pattern loops every
+    ``LOOP_SECONDS``, so that writing a one-hour video costs the encoder's time, not numpy's.
     """
     width, height = VIDEO_SIZE
     y, x = np.mgrid[0:height, 0:width].astype(np.float32) / height
     texture = np.random.default_rng(0).normal(0, 8, (height, width, 1)).astype(np.float32)
+    loop = LOOP_SECONDS * VIDEO_FPS
+    images = []
+    for index in range(loop):
+        phase = 2 * np.pi * index / loop
+        base = np.stack([np.sin(3 * x + 2 * y + phase + shift) for shift in (0.0, 2.0, 4.0)], axis=-1)
+        images.append(((base + 1) * 110 + texture).clip(0, 255).astype(np.uint8))
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=VIDEO_FPS, options={"preset": "ultrafast", "g": str(gop)})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for index in range(seconds * VIDEO_FPS):
-            phase = index / (VIDEO_FPS * 30.0)
-            base = np.stack([np.sin(3 * x + 2 * y + phase + shift) for shift in (0.0, 2.0, 4.0)], axis=-1)
-            image = ((base + 1) * 110 + texture).clip(0, 255).astype(np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(images[index % loop], format="rgb24")))
         container.mux(stream.encode())
 
 
