@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from surgvlp.cli.options import add_allow_untrained_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -20,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "--config", default="configs/inference.json", help="config holding network_def, relative to the bundle (default: %(default)s)"
     )
-    verify.add_argument("--allow-untrained", action="store_true", help="also verify random test weights. Also SURGVLP_ALLOW_UNTRAINED=1")
+    add_allow_untrained_option(verify, "also verify random test weights")
     verify.set_defaults(handler=run_verify)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from surgvlp.cli.options import add_allow_untrained_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -21,11 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     onnx.add_argument("--checkpoint", default="model", help="checkpoint name in the bundle's models/ folder (default: model)")
     onnx.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
     onnx.add_argument("--no-check", action="store_true", help="skip comparing ONNX Runtime with PyTorch")
-    onnx.add_argument(
-        "--allow-untrained",
-        action="store_true",
-        help="export random weights (for tests; the file's metadata says untrained). Also SURGVLP_ALLOW_UNTRAINED=1",
-    )
+    add_allow_untrained_option(onnx, "export random weights (for tests; the file's metadata says untrained)")
     onnx.set_defaults(handler=run_onnx)
 
 

@@ -19,11 +19,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     model.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto", help="autocast on CUDA (default: bf16 where supported); the CPU always uses fp32")
     model.add_argument("--batch-size", type=int, default=64, help="frames per forward pass (default: 64)")
-    model.add_argument(
-        "--allow-untrained",
-        action="store_true",
-        help="run a model with random weights (for demos and tests; outputs are marked untrained). Also SURGVLP_ALLOW_UNTRAINED=1",
-    )
+    add_allow_untrained_option(model, "run a model with random weights (for demos and tests; outputs are marked untrained)")
+
+
+def add_allow_untrained_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, purpose: str) -> None:
+    """The one switch, besides SURGVLP_ALLOW_UNTRAINED=1, that lets random weights through."""
+    parser.add_argument("--allow-untrained", action="store_true", help=f"{purpose}. Also SURGVLP_ALLOW_UNTRAINED=1")
 
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
