@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 
@@ -36,6 +35,8 @@ from surgvlp.encoder import pick_device
 from surgvlp.loading import load_encoder
 from surgvlp.untrained import write_untrained_model
 from surgvlp.weights import WeightStore
+
+from h264 import write_h264
 
 VIDEO_SIZE = (640, 360)
 VIDEO_FPS = 25
@@ -58,12 +59,8 @@ def write_video(path: Path, seconds: int, gop: int) -> None:
         phase = 2 * np.pi * index / loop
         base = np.stack([np.sin(3 * x + 2 * y + phase + shift) for shift in (0.0, 2.0, 4.0)], axis=-1)
         images.append(((base + 1) * 110 + texture).clip(0, 255).astype(np.uint8))
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=VIDEO_FPS, options={"preset": "ultrafast", "g": str(gop)})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index in range(seconds * VIDEO_FPS):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(images[index % loop], format="rgb24")))
-        container.mux(stream.encode())
+    frames = (images[index % loop] for index in range(seconds * VIDEO_FPS))
+    write_h264(path, frames, VIDEO_FPS, {"preset": "ultrafast", "g": str(gop)})
 
 
 def scratch_bundle(folder: Path, size: str) -> Path:

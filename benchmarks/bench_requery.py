@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 
@@ -32,17 +31,13 @@ from surgvlp.recognition import embed, phase_timeline
 from surgvlp.sources import open_source
 from surgvlp.untrained import write_untrained_model
 
+from h264 import write_h264
+
 SECONDS = 3600
 
 
 def write_hour_video(path: Path) -> None:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=1)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for second in range(SECONDS):
-            image = np.full((64, 64, 3), (second * 7) % 256, dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode())
+    write_h264(path, (np.full((64, 64, 3), (second * 7) % 256, dtype=np.uint8) for second in range(SECONDS)), fps=1)
 
 
 def main() -> None:

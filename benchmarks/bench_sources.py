@@ -20,12 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 
 import surgvlp.sources.video as video_module
 from surgvlp.sample_data import CaseIdentity, wrap_video
 from surgvlp.sources import open_source
+
+from h264 import write_h264
 
 
 def write_gradient_video(path: Path, duration: int, width: int, height: int, fps: int, keyframe_seconds: int) -> None:
@@ -35,25 +36,21 @@ def write_gradient_video(path: Path, duration: int, width: int, height: int, fps
         [columns * 255 // (2 * width), rows * 255 // (2 * height), (rows + columns) % 256], axis=-1
     ).astype(np.uint8)
     keyint = keyframe_seconds * fps
-    with av.open(str(path), "w", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream(
-            "libx264",
-            rate=fps,
-            options={
-                "preset": "veryfast",
-                "crf": "23",
-                "profile": "high",
-                "level": "4.1",
-                "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0",
-            },
-        )
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    options = {
+        "preset": "veryfast",
+        "crf": "23",
+        "profile": "high",
+        "level": "4.1",
+        "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0",
+    }
+
+    def frames():
         for number in range(duration * fps):
             x = int((np.sin(number / 50) + 1) / 2 * 0.95 * width)
             y = int((np.cos(number / 70) + 1) / 2 * 0.95 * height)
-            frame = np.ascontiguousarray(canvas[y : y + height, x : x + width])
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode(None))
+            yield np.ascontiguousarray(canvas[y : y + height, x : x + width])
+
+    write_h264(path, frames(), fps, options, faststart=True)
 
 
 def time_sampling(path: Path, fps: float) -> tuple[float, int]:
