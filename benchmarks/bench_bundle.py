@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surgvlp.bundle import TimelineInference
-from surgvlp.convert import convert_checkpoint
-from surgvlp.encoder import pick_device
-from surgvlp.loading import load_encoder
-from surgvlp.untrained import write_untrained_model
+from surgvlp.bundle.inference import TimelineInference
+from surgvlp.bundle.convert import convert_checkpoint
+from surgvlp.network.encoder import pick_device
+from surgvlp.network.loading import load_encoder
+from surgvlp.network.untrained import write_untrained_model
 from surgvlp.weights import WeightStore
 
 from h264 import write_h264

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from surgvlp.encoder import SurgVLPEncoder
-from surgvlp.preprocess import to_model_input
+from surgvlp.network.encoder import SurgVLPEncoder
+from surgvlp.network.preprocess import to_model_input
 from surgvlp.sources import open_source
-from surgvlp.untrained import write_untrained_model
+from surgvlp.network.untrained import write_untrained_model
 
 
 def write_frames(folder: Path, count: int, height: int = 480, width: int = 854) -> None:

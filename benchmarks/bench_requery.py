@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surgvlp.cache import EmbeddingCache
-from surgvlp.decoding import DecoderSettings
-from surgvlp.encoder import EncodedFrames, SurgVLPEncoder
-from surgvlp.loading import LoadedModel
-from surgvlp.prompts import load_prompt_set
-from surgvlp.recognition import embed, phase_timeline
+from surgvlp.recognition.cache import EmbeddingCache
+from surgvlp.recognition.decoding import DecoderSettings
+from surgvlp.network.encoder import EncodedFrames, SurgVLPEncoder
+from surgvlp.network.loading import LoadedModel
+from surgvlp.recognition.prompts import load_prompt_set
+from surgvlp.recognition.pipeline import embed, phase_timeline
 from surgvlp.sources import open_source
-from surgvlp.untrained import write_untrained_model
+from surgvlp.network.untrained import write_untrained_model
 
 from h264 import write_h264
 

@@ -15,16 +15,16 @@ import tempfile
 from pathlib import Path
 
 
-from surgvlp.adapter import PhaseAdapter
-from surgvlp.cache import EmbeddingCache
-from surgvlp.decoding import phase_probabilities
-from surgvlp.evaluation import align, read_truth
-from surgvlp.loading import load_encoder
-from surgvlp.prompts import load_prompt_set
-from surgvlp.recognition import embed
+from surgvlp.recognition.adapter import PhaseAdapter
+from surgvlp.recognition.cache import EmbeddingCache
+from surgvlp.recognition.decoding import phase_probabilities
+from surgvlp.recognition.evaluation import align, read_truth
+from surgvlp.network.loading import load_encoder
+from surgvlp.recognition.prompts import load_prompt_set
+from surgvlp.recognition.pipeline import embed
 from surgvlp.sample_data import write_sample_case
 from surgvlp.sources import open_source
-from surgvlp.untrained import write_untrained_model
+from surgvlp.network.untrained import write_untrained_model
 from surgvlp.weights import WeightStore
 
 TRAIN_SEEDS = (1, 2)

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from surgvlp.cache import CACHE_DIR_ENV
-from surgvlp.untrained import ALLOW_UNTRAINED_ENV, ModelFiles, write_untrained_model
+from surgvlp.recognition.cache import CACHE_DIR_ENV
+from surgvlp.network.untrained import ALLOW_UNTRAINED_ENV, ModelFiles, write_untrained_model
 from surgvlp.weights import WEIGHTS_DIR_ENV, WeightStore
 
 _real_connect = socket.socket.connect

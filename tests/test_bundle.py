@@ -21,20 +21,20 @@ import torch
 import yaml
 
 import surgvlp
-from surgvlp.bundle import INDEX_NAME, Shard, TimelineInference, as_flag, list_videos, timeline_name
+from surgvlp.bundle.inference import INDEX_NAME, Shard, TimelineInference, as_flag, list_videos, timeline_name
 from surgvlp.cli import bundle as bundle_cli
 from surgvlp.cli import export as export_cli
 from surgvlp.cli import main
-from surgvlp.convert import convert_checkpoint
-from surgvlp.decoding import phase_probabilities
+from surgvlp.bundle.convert import convert_checkpoint
+from surgvlp.recognition.decoding import phase_probabilities
 from surgvlp.errors import SurgVLPError
-from surgvlp.loading import load_encoder
-from surgvlp.metadata_check import check_metadata, metadata_problems
-from surgvlp.phase_network import PhasePrompts, open_phase_network
-from surgvlp.preprocess import to_model_input
-from surgvlp.prompts import load_prompt_set
+from surgvlp.network.loading import load_encoder
+from surgvlp.bundle.metadata_check import check_metadata, metadata_problems
+from surgvlp.network.phase_network import PhasePrompts, open_phase_network
+from surgvlp.network.preprocess import to_model_input
+from surgvlp.recognition.prompts import load_prompt_set
 from surgvlp.sources import open_source
-from surgvlp.timeline import read_timeline
+from surgvlp.recognition.timeline import read_timeline
 from surgvlp.weights import VARIANTS, WeightStore, sha256_file
 from surgvlp.weights.variants import TEXT_MODEL_URL
 
@@ -294,13 +294,13 @@ def test_onnx_export_matches_pytorch(bundle, tmp_path, capsys):
     import onnx
     import onnxruntime
 
-    from surgvlp.export import LOGIT_TOLERANCE
+    from surgvlp.bundle.export import LOGIT_TOLERANCE
 
     out = tmp_path / "phases.onnx"
     assert _cli(export_cli, ["export", "onnx", "--out", str(out), "--bundle", str(bundle), "--allow-untrained"]) == 0
     assert "ok: ONNX Runtime vs PyTorch" in capsys.readouterr().out
     properties = {prop.key: prop.value for prop in onnx.load(str(out), load_external_data=False).metadata_props}
-    assert properties["surgvlp.untrained"] == "true"
+    assert properties["surgvlp.network.untrained"] == "true"
     assert json.loads(properties["surgvlp.classes"])[0] == "Preparation"
     network = open_phase_network(bundle / "models", allow_untrained=True).network
     images = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(1))  # another batch size

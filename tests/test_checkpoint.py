@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchvision.models import resnet50
 
-from surgvlp.checkpoint import load_model, read_state_dict
+from surgvlp.network.checkpoint import load_model, read_state_dict
 from surgvlp.errors import SurgVLPError
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from surgvlp.decoding import (
+from surgvlp.recognition.decoding import (
     DecoderSettings,
     OnlineDecoder,
     Segment,
@@ -21,7 +21,7 @@ from surgvlp.decoding import (
     viterbi,
 )
 from surgvlp.errors import SurgVLPError
-from surgvlp.prompts import PromptClass, PromptSet
+from surgvlp.recognition.prompts import PromptClass, PromptSet
 
 TRUE_LENGTHS = [40, 70, 25, 60]
 

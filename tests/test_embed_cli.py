@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from surgvlp.cli import build_parser, main
-from surgvlp.decoding import phase_probabilities
-from surgvlp.encoder import SurgVLPEncoder
+from surgvlp.recognition.decoding import phase_probabilities
+from surgvlp.network.encoder import SurgVLPEncoder
 
 SURGVLP = str(Path(sys.executable).with_name("surgvlp"))  # the installed console script
 PROMPTS = "In preparation phase I insert trocars to patient abdomen cavity\nI use hook to dissect it \nWashing\n"

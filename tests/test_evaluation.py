@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from surgvlp.cli import evaluate as evaluate_command
-from surgvlp.decoding import segments
+from surgvlp.recognition.decoding import segments
 from surgvlp.errors import SurgVLPError
-from surgvlp.evaluation import Annotation, align, edit_score, evaluate, frame_metrics, read_truth, relax
-from surgvlp.prompts import PromptClass, PromptSet, load_prompt_set
-from surgvlp.timeline import Timeline, write_json
+from surgvlp.recognition.evaluation import Annotation, align, edit_score, evaluate, frame_metrics, read_truth, relax
+from surgvlp.recognition.prompts import PromptClass, PromptSet, load_prompt_set
+from surgvlp.recognition.timeline import Timeline, write_json
 
 NAN = math.nan
 THREE = PromptSet("abc", "phase", [PromptClass(name, (f"phase {name}",)) for name in "abc"], ordered=True)

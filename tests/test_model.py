@@ -11,9 +11,9 @@ import torchvision.transforms as T
 from PIL import Image
 from transformers import AutoTokenizer
 
-from surgvlp.checkpoint import load_model
-from surgvlp.encoder import SurgVLPEncoder
-from surgvlp.decoding import phase_probabilities
+from surgvlp.network.checkpoint import load_model
+from surgvlp.network.encoder import SurgVLPEncoder
+from surgvlp.recognition.decoding import phase_probabilities
 
 PROMPTS = [
     "In preparation phase I insert trocars to patient abdomen cavity",

@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from surgvlp.encoder import SurgVLPEncoder
+from surgvlp.network.encoder import SurgVLPEncoder
 from surgvlp.errors import SurgVLPError
-from surgvlp.preprocess import crop_frame
+from surgvlp.network.preprocess import crop_frame
 from surgvlp.sources import open_source
 from surgvlp.sources.parallel import iterate_parallel
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from surgvlp.errors import SurgVLPError
-from surgvlp.prompts import PromptClass, PromptSet, builtin_prompt_sets, load_prompt_set
+from surgvlp.recognition.prompts import PromptClass, PromptSet, builtin_prompt_sets, load_prompt_set
 
 # DESIGN.md section 3, character for character (two Cholec80 prompts end with a space).
 CHOLEC80_PROMPTS = [

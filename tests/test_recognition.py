@@ -7,17 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from surgvlp.adapter import PhaseAdapter
-from surgvlp.cache import EmbeddingCache
+from surgvlp.recognition.adapter import PhaseAdapter
+from surgvlp.recognition.cache import EmbeddingCache
 from surgvlp.cli import main
-from surgvlp.decoding import DecoderSettings, phase_probabilities
-from surgvlp.encoder import SurgVLPEncoder
-from surgvlp.evaluation import align, read_truth
-from surgvlp.loading import load_encoder
-from surgvlp.prompts import load_prompt_set
-from surgvlp.recognition import embed, phase_timeline
+from surgvlp.recognition.decoding import DecoderSettings, phase_probabilities
+from surgvlp.network.encoder import SurgVLPEncoder
+from surgvlp.recognition.evaluation import align, read_truth
+from surgvlp.network.loading import load_encoder
+from surgvlp.recognition.prompts import load_prompt_set
+from surgvlp.recognition.pipeline import embed, phase_timeline
 from surgvlp.sources import open_source
-from surgvlp.timeline import read_timeline
+from surgvlp.recognition.timeline import read_timeline
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 import surgvlp
-from surgvlp.decoding import DecoderSettings, decode, presence_intervals, segments
+from surgvlp.recognition.decoding import DecoderSettings, decode, presence_intervals, segments
 from surgvlp.errors import SurgVLPError
-from surgvlp.prompts import load_prompt_set
-from surgvlp.timeline import SCHEMA, Timeline, format_clock, read_timeline, write_csv, write_json, write_plot
+from surgvlp.recognition.prompts import load_prompt_set
+from surgvlp.recognition.timeline import SCHEMA, Timeline, format_clock, read_timeline, write_csv, write_json, write_plot
 
 MODEL = {"variant": "peskavlp", "checkpoint_sha256": "0" * 64, "untrained": True}
 
@@ -88,7 +88,7 @@ def test_reader_checks_the_schema(tmp_path: Path) -> None:
     write_json(phase_timeline(60), tmp_path / "t.json")
     data = json.loads((tmp_path / "t.json").read_text())
     cases = {
-        "newer.json": (data | {"schema": "surgvlp.timeline/2"}, "schema 'surgvlp.timeline/2' is not supported"),
+        "newer.json": (data | {"schema": "surgvlp.recognition.timeline/2"}, "schema 'surgvlp.recognition.timeline/2' is not supported"),
         "other.json": ({"phases": []}, "not a surgvlp timeline"),
         "short.json": (data | {"frames": data["frames"] | {"label": [0]}}, "damaged timeline"),
         "no_frames.json": ({k: v for k, v in data.items() if k != "frames"}, "'frames' is missing"),

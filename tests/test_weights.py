@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from surgvlp.checkpoint import load_model
+from surgvlp.network.checkpoint import load_model
 from surgvlp.cli import main
 from surgvlp.errors import SurgVLPError
-from surgvlp.loading import load_encoder
-from surgvlp.untrained import ModelFiles
+from surgvlp.network.loading import load_encoder
+from surgvlp.network.untrained import ModelFiles
 from surgvlp.weights import (
     MANIFEST_NAME,
     TEXT_MODEL_DIRNAME,

@@ -30,11 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from surgvlp.adapter import PhaseAdapter
-    from surgvlp.cache import EmbeddingCache
-    from surgvlp.evaluation import align, read_truth
-    from surgvlp.prompts import load_prompt_set
-    from surgvlp.recognition import embed
+    from surgvlp.recognition.adapter import PhaseAdapter
+    from surgvlp.recognition.cache import EmbeddingCache
+    from surgvlp.recognition.evaluation import align, read_truth
+    from surgvlp.recognition.prompts import load_prompt_set
+    from surgvlp.recognition.pipeline import embed
     from surgvlp.sources import open_source
     from surgvlp.weights import default_weights_dir
 

@@ -29,9 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_verify(args: argparse.Namespace) -> int:
     from monai.bundle import verify_net_in_out
 
-    from surgvlp.convert import bundle_root
+    from surgvlp.bundle.convert import bundle_root
     from surgvlp.errors import SurgVLPError
-    from surgvlp.metadata_check import check_metadata
+    from surgvlp.bundle.metadata_check import check_metadata
     from surgvlp.weights import WeightStore
 
     bundle = (args.bundle or bundle_root()).resolve()

@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from surgvlp.cache import EmbeddingCache
+    from surgvlp.recognition.cache import EmbeddingCache
 
     cache = EmbeddingCache()
     if args.action == "clear":

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from surgvlp.atomic import atomic_write
-    from surgvlp.decoding import phase_probabilities
+    from surgvlp.recognition.decoding import phase_probabilities
     from surgvlp.sources import open_source
 
     prompts = read_prompt_lines(args.prompts) if args.prompts else []

@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="score phase timelines against annotations (accuracy, macro-F1, Jaccard, edit score)",
         description="Compare each --pred timeline with the --truth annotation at the same position. Metrics are "
-        "computed per video and averaged over videos; the rules are documented in surgvlp.evaluation.",
+        "computed per video and averaged over videos; the rules are documented in surgvlp.recognition.evaluation.",
     )
     parser.add_argument("--pred", nargs="+", required=True, type=Path, metavar="P.json",
                         help="timeline JSON files written by 'surgvlp phases'")
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from surgvlp import evaluation
+    from surgvlp.recognition import evaluation
 
     if len(args.pred) != len(args.truth):
         raise SurgVLPError(

@@ -28,9 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_onnx(args: argparse.Namespace) -> int:
-    from surgvlp.convert import bundle_root
-    from surgvlp.export import LOGIT_TOLERANCE, export_onnx, onnx_difference
-    from surgvlp.phase_network import open_phase_network
+    from surgvlp.bundle.convert import bundle_root
+    from surgvlp.bundle.export import LOGIT_TOLERANCE, export_onnx, onnx_difference
+    from surgvlp.network.phase_network import open_phase_network
 
     loaded = open_phase_network((args.bundle or bundle_root()) / "models", args.checkpoint, args.allow_untrained)
     export_onnx(loaded, args.out, opset=args.opset)

@@ -54,7 +54,7 @@ def open_input(args: argparse.Namespace):
 
 
 def load_model_from_args(args: argparse.Namespace):
-    from surgvlp.loading import load_encoder
+    from surgvlp.network.loading import load_encoder
 
     return load_encoder(
         args.checkpoint, args.text_model, allow_untrained=args.allow_untrained, device=args.device, precision=args.precision

@@ -47,8 +47,8 @@ def _add_outputs(parser: argparse.ArgumentParser) -> None:
 def _embed(args: argparse.Namespace, prompt_set):
     from tqdm import tqdm
 
-    from surgvlp.cache import EmbeddingCache
-    from surgvlp.recognition import embed
+    from surgvlp.recognition.cache import EmbeddingCache
+    from surgvlp.recognition.pipeline import embed
 
     source = open_input(args)
     loaded = load_model_from_args(args)
@@ -61,7 +61,7 @@ def _embed(args: argparse.Namespace, prompt_set):
 
 
 def _write(args: argparse.Namespace, timeline) -> None:
-    from surgvlp.timeline import write_csv, write_json
+    from surgvlp.recognition.timeline import write_csv, write_json
 
     write_json(timeline, args.out)
     if args.csv:
@@ -71,11 +71,11 @@ def _write(args: argparse.Namespace, timeline) -> None:
 
 
 def run_phases(args: argparse.Namespace) -> None:
-    from surgvlp.adapter import PhaseAdapter
-    from surgvlp.decoding import DecoderSettings
-    from surgvlp.prompts import load_prompt_set
-    from surgvlp.recognition import phase_timeline
-    from surgvlp.timeline import write_plot
+    from surgvlp.recognition.adapter import PhaseAdapter
+    from surgvlp.recognition.decoding import DecoderSettings
+    from surgvlp.recognition.prompts import load_prompt_set
+    from surgvlp.recognition.pipeline import phase_timeline
+    from surgvlp.recognition.timeline import write_plot
 
     prompt_set = load_prompt_set(args.prompt_set)
     settings = DecoderSettings(method=args.decoder, min_duration=args.min_segment)
@@ -88,8 +88,8 @@ def run_phases(args: argparse.Namespace) -> None:
 
 
 def run_tools(args: argparse.Namespace) -> None:
-    from surgvlp.prompts import load_prompt_set
-    from surgvlp.recognition import tool_timeline
+    from surgvlp.recognition.prompts import load_prompt_set
+    from surgvlp.recognition.pipeline import tool_timeline
 
     prompt_set = load_prompt_set(args.prompt_set)
     loaded, source, embeddings = _embed(args, prompt_set)

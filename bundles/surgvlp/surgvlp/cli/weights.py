@@ -132,7 +132,7 @@ def _list(args: argparse.Namespace) -> None:
 
 
 def _init_untrained(args: argparse.Namespace) -> None:
-    from surgvlp.untrained import write_untrained_model
+    from surgvlp.network.untrained import write_untrained_model
 
     store = WeightStore(args.dir)
     name = f"untrained-{args.size}"
@@ -153,7 +153,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> None:
-    from surgvlp.convert import convert_checkpoint
+    from surgvlp.bundle.convert import convert_checkpoint
 
     converted = convert_checkpoint(args.source, args.bundle, args.prompt_set, WeightStore(args.dir))
     print(_describe(converted.checkpoint))

@@ -259,7 +259,7 @@ class WeightStore:
     def text_model_dir_for(self, entry: WeightEntry) -> Path:
         """The text-model folder that goes with ``entry``'s checkpoint.
 
-        A checkpoint with a ``text_model/`` folder beside it (the layout ``surgvlp.untrained`` writes) uses
+        A checkpoint with a ``text_model/`` folder beside it (the layout ``surgvlp.network.untrained`` writes) uses
         that folder, because a test model's vocabulary and BERT size are its own; every other checkpoint
         uses this weights folder's Bio_ClinicalBERT.
         """
@@ -274,7 +274,7 @@ class WeightStore:
         The file is checked to be an official-layout state_dict before it replaces anything, so a wrong or
         damaged file never displaces a good one.
         """
-        from surgvlp.checkpoint import read_state_dict
+        from surgvlp.network.checkpoint import read_state_dict
 
         path = Path(path)
         dest = self.root / f"{name}.pth"

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from surgvlp.background import iterate_in_background
-from surgvlp.checkpoint import load_model
+from surgvlp.network.checkpoint import load_model
 from surgvlp.errors import SurgVLPError
-from surgvlp.model import SurgVLP
-from surgvlp.preprocess import crop_frame, crops_to_model_input, to_model_input
-from surgvlp.text import PromptTokenizer
+from surgvlp.network.model import SurgVLP
+from surgvlp.network.preprocess import crop_frame, crops_to_model_input, to_model_input
+from surgvlp.network.text import PromptTokenizer
 
 if TYPE_CHECKING:
     from surgvlp.sources import FrameSource

@@ -21,11 +21,11 @@ import torch
 
 import surgvlp
 from surgvlp.atomic import atomic_path
-from surgvlp.checkpoint import load_model
-from surgvlp.encoder import SurgVLPEncoder
+from surgvlp.network.checkpoint import load_model
+from surgvlp.network.encoder import SurgVLPEncoder
 from surgvlp.errors import SurgVLPError
-from surgvlp.phase_network import BUNDLE_CHECKPOINT, PHASE_PROMPTS, PhasePrompts
-from surgvlp.prompts import load_prompt_set
+from surgvlp.network.phase_network import BUNDLE_CHECKPOINT, PHASE_PROMPTS, PhasePrompts
+from surgvlp.recognition.prompts import load_prompt_set
 from surgvlp.weights import WeightEntry, WeightStore
 from surgvlp.weights.archive import extract_checkpoint, is_checkpoint_archive
 from surgvlp.weights.store import CHECKPOINT_TEXT_MODEL_DIRNAME

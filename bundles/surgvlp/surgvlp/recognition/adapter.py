@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from surgvlp.atomic import atomic_write
-from surgvlp.decoding import PHASE_LOGIT_SCALE
+from surgvlp.recognition.decoding import PHASE_LOGIT_SCALE
 from surgvlp.errors import SurgVLPError
-from surgvlp.prompts import PromptSet
-from surgvlp.vectors import softmax, unit_rows
+from surgvlp.recognition.prompts import PromptSet
+from surgvlp.recognition.vectors import softmax, unit_rows
 
 ADAPTER_FORMAT = "surgvlp.phase-adapter/1"
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from surgvlp.atomic import atomic_write
-from surgvlp.encoder import EncodedFrames, SurgVLPEncoder
+from surgvlp.network.encoder import EncodedFrames, SurgVLPEncoder
 from surgvlp.errors import SurgVLPError
-from surgvlp.preprocess import CROP, RESIZE
+from surgvlp.network.preprocess import CROP, RESIZE
 from surgvlp.sources import FrameSource
 
 CACHE_DIR_ENV = "SURGVLP_CACHE_DIR"

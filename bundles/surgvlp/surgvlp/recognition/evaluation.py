@@ -45,12 +45,12 @@ from typing import Any
 
 import numpy as np
 
-from surgvlp.decoding import frame_interval
+from surgvlp.recognition.decoding import frame_interval
 from surgvlp.errors import SurgVLPError
 from surgvlp.atomic import atomic_write
-from surgvlp.timeline import Timeline, read_timeline
+from surgvlp.recognition.timeline import Timeline, read_timeline
 
-SCHEMA = "surgvlp.evaluation/1"
+SCHEMA = "surgvlp.recognition.evaluation/1"
 CHOLEC80_FPS = 25.0
 CSV_FPS = 1.0
 RELAXED_TOLERANCE = 10.0

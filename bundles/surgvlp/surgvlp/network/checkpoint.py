@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from surgvlp.errors import SurgVLPError
-from surgvlp.model import SurgVLP
-from surgvlp.text import PromptTokenizer, load_text_config
+from surgvlp.network.model import SurgVLP
+from surgvlp.network.text import PromptTokenizer, load_text_config
 
 IGNORED_KEYS = frozenset({"backbone_text.model.embeddings.position_ids"})
 OFFICIAL_PREFIXES = ("backbone_img.model.", "backbone_img.global_embedder.", "backbone_text.model.")

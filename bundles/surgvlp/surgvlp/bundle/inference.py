@@ -1,7 +1,7 @@
 """What the bundle configs run: a folder (or list) of videos in, one timeline JSON per video out, over any number of ranks.
 
 The configs in ``configs/`` only name these pieces and the user's choices. Recognition itself is the
-library's (:mod:`surgvlp.recognition`), so a timeline written by the bundle is the one ``surgvlp phases`` or
+library's (:mod:`surgvlp.recognition.pipeline`), so a timeline written by the bundle is the one ``surgvlp phases`` or
 ``surgvlp tools`` writes for the same video and settings.
 
 Scaling out follows the MONAI model zoo: ``torchrun`` starts one process per GPU (or several on a CPU), each
@@ -26,22 +26,22 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from surgvlp.atomic import atomic_write
-from surgvlp.cache import EmbeddingCache
-from surgvlp.decoding import DecoderSettings
+from surgvlp.recognition.cache import EmbeddingCache
+from surgvlp.recognition.decoding import DecoderSettings
 from surgvlp.errors import SurgVLPError
-from surgvlp.loading import LoadedModel, load_encoder
-from surgvlp.phase_network import BUNDLE_CHECKPOINT, PhaseNetwork, open_phase_network, require_converted
-from surgvlp.prompts import PromptSet, load_prompt_set
-from surgvlp.recognition import embed, phase_timeline, tool_timeline
+from surgvlp.network.loading import LoadedModel, load_encoder
+from surgvlp.network.phase_network import BUNDLE_CHECKPOINT, PhaseNetwork, open_phase_network, require_converted
+from surgvlp.recognition.prompts import PromptSet, load_prompt_set
+from surgvlp.recognition.pipeline import embed, phase_timeline, tool_timeline
 from surgvlp.sources import open_source
 from surgvlp.sources.sniff import natural_key, sniff
-from surgvlp.timeline import write_csv, write_json
+from surgvlp.recognition.timeline import write_csv, write_json
 from surgvlp.weights import WeightStore
 
 logger = logging.getLogger(__name__)
 
 INDEX_NAME = "index.json"
-INDEX_SCHEMA = "surgvlp.bundle-index/1"
+INDEX_SCHEMA = "surgvlp.bundle.inference-index/1"
 TIMELINE_SUFFIXES = {"phase": "phases", "tool": "tools"}
 VIDEO_KINDS = ("video", "dicom")
 NOT_VIDEOS = frozenset({"DICOMDIR"})  # a DICOM media index, not an image
@@ -65,7 +65,7 @@ def load_phase_network(
     checkpoint: str = BUNDLE_CHECKPOINT,
     allow_untrained: bool | str = False,
 ) -> PhaseNetwork:
-    """The configs' ``network_def``: the frame-to-phase network of :mod:`surgvlp.phase_network` from the bundle's weights."""
+    """The configs' ``network_def``: the frame-to-phase network of :mod:`surgvlp.network.phase_network` from the bundle's weights."""
     return open_phase_network(weights_dir, checkpoint, as_flag(allow_untrained, "allow_untrained")).network
 
 

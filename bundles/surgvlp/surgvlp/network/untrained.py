@@ -19,8 +19,8 @@ from transformers import BertConfig
 
 from surgvlp.atomic import atomic_write
 from surgvlp.errors import SurgVLPError
-from surgvlp.model import EMBED_DIM, SurgVLP
-from surgvlp.prompts import builtin_prompt_sets, load_prompt_set
+from surgvlp.network.model import EMBED_DIM, SurgVLP
+from surgvlp.recognition.prompts import builtin_prompt_sets, load_prompt_set
 from surgvlp.weights.store import CHECKPOINT_TEXT_MODEL_DIRNAME
 
 ALLOW_UNTRAINED_ENV = "SURGVLP_ALLOW_UNTRAINED"

@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from surgvlp.errors import SurgVLPError
-from surgvlp.prompts import PromptSet
-from surgvlp.vectors import softmax, unit_rows
+from surgvlp.recognition.prompts import PromptSet
+from surgvlp.recognition.vectors import softmax, unit_rows
 
 DECODERS = ("argmax", "viterbi", "online")
 PHASE_LOGIT_SCALE = 100.0

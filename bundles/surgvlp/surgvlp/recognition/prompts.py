@@ -34,7 +34,7 @@ import numpy as np
 import yaml
 
 from surgvlp.errors import SurgVLPError
-from surgvlp.vectors import unit_rows
+from surgvlp.recognition.vectors import unit_rows
 
 TASKS = ("phase", "tool")
 _SET_KEYS = ("name", "task", "ordered", "order", "classes")
@@ -182,7 +182,7 @@ def _parse_order(data: dict, names: set[str], origin: str) -> tuple[str, ...]:
 
 def builtin_prompt_sets() -> list[str]:
     """Names accepted by ``load_prompt_set`` without a path."""
-    folder = resources.files("surgvlp") / "prompt_sets"
+    folder = resources.files("surgvlp.recognition") / "prompt_sets"
     return sorted(entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml"))
 
 
@@ -191,7 +191,7 @@ def load_prompt_set(name_or_path: str | Path) -> PromptSet:
     text = str(name_or_path)
     builtin = builtin_prompt_sets()
     if text in builtin:
-        resource = resources.files("surgvlp") / "prompt_sets" / f"{text}.yaml"
+        resource = resources.files("surgvlp.recognition") / "prompt_sets" / f"{text}.yaml"
         data = yaml.safe_load(resource.read_text(encoding="utf-8"))
         return PromptSet.from_dict(data, f"built-in prompt set {text!r}")
     path = Path(text)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from surgvlp.encoder import Precision, SurgVLPEncoder
-from surgvlp.untrained import require_untrained_allowed
+from surgvlp.network.encoder import Precision, SurgVLPEncoder
+from surgvlp.network.untrained import require_untrained_allowed
 from surgvlp.weights import WeightStore
 
 

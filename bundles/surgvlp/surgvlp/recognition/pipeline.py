@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from surgvlp.adapter import PhaseAdapter
-from surgvlp.cache import EmbeddingCache
-from surgvlp.decoding import PHASE_LOGIT_SCALE, DecoderSettings, decode, phase_probabilities, presence_intervals, segments, tool_scores
+from surgvlp.recognition.adapter import PhaseAdapter
+from surgvlp.recognition.cache import EmbeddingCache
+from surgvlp.recognition.decoding import PHASE_LOGIT_SCALE, DecoderSettings, decode, phase_probabilities, presence_intervals, segments, tool_scores
 from surgvlp.errors import SurgVLPError
-from surgvlp.loading import LoadedModel
-from surgvlp.prompts import PromptSet
+from surgvlp.network.loading import LoadedModel
+from surgvlp.recognition.prompts import PromptSet
 from surgvlp.sources import FrameSource
-from surgvlp.timeline import Timeline
+from surgvlp.recognition.timeline import Timeline
 
 DEFAULT_TOOL_THRESHOLD = 0.5
 

@@ -16,12 +16,12 @@ import torch
 from torch import Tensor, nn
 
 from surgvlp.atomic import atomic_write
-from surgvlp.checkpoint import read_state_dict
-from surgvlp.decoding import PHASE_LOGIT_SCALE
+from surgvlp.network.checkpoint import read_state_dict
+from surgvlp.recognition.decoding import PHASE_LOGIT_SCALE
 from surgvlp.errors import SurgVLPError
-from surgvlp.model import EMBED_DIM, ImageEncoder
-from surgvlp.prompts import PromptSet
-from surgvlp.untrained import require_untrained_allowed
+from surgvlp.network.model import EMBED_DIM, ImageEncoder
+from surgvlp.recognition.prompts import PromptSet
+from surgvlp.network.untrained import require_untrained_allowed
 from surgvlp.weights import WeightEntry, WeightStore
 
 BUNDLE_CHECKPOINT = "model"

@@ -18,11 +18,11 @@ import numpy as np
 
 from surgvlp import __version__
 from surgvlp.atomic import atomic_write
-from surgvlp.decoding import Segment, frame_interval
+from surgvlp.recognition.decoding import Segment, frame_interval
 from surgvlp.errors import SurgVLPError
-from surgvlp.prompts import PromptSet
+from surgvlp.recognition.prompts import PromptSet
 
-SCHEMA = "surgvlp.timeline/1"
+SCHEMA = "surgvlp.recognition.timeline/1"
 _SCHEMA_FAMILY = SCHEMA.split("/")[0]
 _DECIMALS = 6  # stored precision of times and scores: finer than any plot or metric needs, and keeps files small
 _REQUIRED_SOURCE_KEYS = ("duration", "sampled_fps")

@@ -13,7 +13,7 @@ import torch
 from transformers import BertConfig, BertTokenizer
 
 from surgvlp.errors import SurgVLPError
-from surgvlp.model import CONTEXT_LENGTH
+from surgvlp.network.model import CONTEXT_LENGTH
 
 TEXT_MODEL_FILES = ("config.json", "vocab.txt")
 

@@ -1,0 +1,1 @@
+"""The SurgVLP-family network and everything needed to run it: checkpoint loading, tokenizer, preprocessing."""
