@@ -162,7 +162,9 @@ def test_multi_gpu_config_on_cpu_gives_the_single_process_timelines(bundle, vide
     assert index["world_size"] == 2 and sorted(record["rank"] for record in index["videos"]) == [0, 1]
     for name in ("case.mp4.phases.json", "case_video.dcm.phases.json"):
         sharded, alone = read_timeline(out / name), read_timeline(single / name)
-        np.testing.assert_allclose(sharded.scores, alone.scores, atol=1e-5)
+        # torchrun gives each rank one thread, so the float32 sums round differently; 100 * cos turns a 1e-7
+        # difference of a cosine into up to 2.5e-5 of a probability.
+        np.testing.assert_allclose(sharded.scores, alone.scores, atol=1e-4)
         np.testing.assert_array_equal(sharded.labels, alone.labels)
         assert [(s.label, s.start, s.end) for s in sharded.segments] == [(s.label, s.start, s.end) for s in alone.segments]
 
@@ -324,10 +326,13 @@ def test_convert_from_the_official_zip_without_prompts(tmp_path, tiny_model, cap
     target = _copy_bundle(tmp_path / "bundle")
     shutil.copytree(tiny_model.text_model_dir, tmp_path / "text_model")  # a text model beside the zip
     assert main(["weights", "convert", str(archive), "--bundle", str(target)]) == 0
-    assert "model: " in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "model: " in printed and "untrained weights" in printed  # the mark inside the zipped file is seen
     assert sha256_file(target / "models" / "model.pt") == sha256_file(tiny_model.checkpoint)
-    with pytest.raises(SurgVLPError, match="no phase prompt embeddings"):
+    with pytest.raises(SurgVLPError, match="untrained"):
         open_phase_network(target / "models")
+    with pytest.raises(SurgVLPError, match="no phase prompt embeddings"):
+        open_phase_network(target / "models", allow_untrained=True)
 
 
 def test_phase_prompts_must_come_from_the_same_checkpoint(tmp_path, tiny_model):

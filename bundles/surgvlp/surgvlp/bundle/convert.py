@@ -4,7 +4,9 @@ A bundle keeps its weights in ``models/model.pt``, a plain state_dict. The offic
 PeskaVLP files already are plain state_dicts with the key names our network uses, so converting means
 checking (the file must load strictly into the network built from its text model) and copying the bytes
 unchanged: ``model.pt`` keeps the SHA-256 of the file it came from, which anyone can compare with their
-own download. The bundle's manifest records it as ``model``, untrained exactly when its source is.
+own download. The bundle's manifest records it as ``model``, untrained exactly when its source is (the
+copied bytes keep an untrained file's mark, see ``surgvlp.network.checkpoint``), with the files of a text
+model copied beside it.
 
 Beside it go the text-model files the checkpoint needs, and optionally the class embeddings of a phase
 prompt set (``phase_prompts.pt``), so that the frame-to-phase network runs without a tokenizer.
@@ -21,7 +23,7 @@ import torch
 
 import surgvlp
 from surgvlp.atomic import atomic_path
-from surgvlp.network.checkpoint import load_model
+from surgvlp.network.checkpoint import file_is_marked_untrained, load_model
 from surgvlp.network.encoder import SurgVLPEncoder
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.phase_network import BUNDLE_CHECKPOINT, PHASE_PROMPTS, PhasePrompts
@@ -72,6 +74,7 @@ def convert_checkpoint(
             checkpoint = Path(staging) / "checkpoint.pth"
             extract_checkpoint(entry.path, checkpoint)
         model, tokenizer = load_model(checkpoint, text_dir)
+        untrained = entry.untrained or file_is_marked_untrained(checkpoint)  # also inside an archive
         embeddings = None
         if phases is not None:
             prompt_embeddings = SurgVLPEncoder(model, tokenizer, device="cpu").encode_prompts(phases.all_prompts())
@@ -80,9 +83,10 @@ def convert_checkpoint(
         with atomic_path(models.root / CHECKPOINT_FILE) as staged:
             shutil.copyfile(checkpoint, staged)
     converted = models.record(
-        BUNDLE_CHECKPOINT, models.root / CHECKPOINT_FILE, source=CONVERTED_PREFIX + entry.source, untrained=entry.untrained
+        BUNDLE_CHECKPOINT, models.root / CHECKPOINT_FILE, source=CONVERTED_PREFIX + entry.source, untrained=untrained
     )
     installed_text_dir = _install_text_model(store, models, text_dir)
+    models.record_own_text_model(converted)
     prompts_entry = None
     if phases is not None:
         PhasePrompts(phases, torch.from_numpy(embeddings).float(), converted.sha256).save(models.root / PHASE_PROMPTS_FILE)
@@ -90,7 +94,7 @@ def convert_checkpoint(
             PHASE_PROMPTS,
             models.root / PHASE_PROMPTS_FILE,
             source=f"{CONVERTED_PREFIX}prompt set {phases.name}",
-            untrained=entry.untrained,
+            untrained=untrained,
         )
     return ConvertedModel(converted, installed_text_dir, prompts_entry)
 
