@@ -300,7 +300,7 @@ def test_onnx_export_matches_pytorch(bundle, tmp_path, capsys):
     assert _cli(export_cli, ["export", "onnx", "--out", str(out), "--bundle", str(bundle), "--allow-untrained"]) == 0
     assert "ok: ONNX Runtime vs PyTorch" in capsys.readouterr().out
     properties = {prop.key: prop.value for prop in onnx.load(str(out), load_external_data=False).metadata_props}
-    assert properties["surgvlp.network.untrained"] == "true"
+    assert properties["surgvlp.untrained"] == "true"
     assert json.loads(properties["surgvlp.classes"])[0] == "Preparation"
     network = open_phase_network(bundle / "models", allow_untrained=True).network
     images = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(1))  # another batch size

@@ -88,7 +88,7 @@ def test_reader_checks_the_schema(tmp_path: Path) -> None:
     write_json(phase_timeline(60), tmp_path / "t.json")
     data = json.loads((tmp_path / "t.json").read_text())
     cases = {
-        "newer.json": (data | {"schema": "surgvlp.recognition.timeline/2"}, "schema 'surgvlp.recognition.timeline/2' is not supported"),
+        "newer.json": (data | {"schema": "surgvlp.timeline/2"}, "schema 'surgvlp.timeline/2' is not supported"),
         "other.json": ({"phases": []}, "not a surgvlp timeline"),
         "short.json": (data | {"frames": data["frames"] | {"label": [0]}}, "damaged timeline"),
         "no_frames.json": ({k: v for k, v in data.items() if k != "frames"}, "'frames' is missing"),

@@ -41,7 +41,7 @@ from surgvlp.weights import WeightStore
 logger = logging.getLogger(__name__)
 
 INDEX_NAME = "index.json"
-INDEX_SCHEMA = "surgvlp.bundle.inference-index/1"
+INDEX_SCHEMA = "surgvlp.bundle-index/1"
 TIMELINE_SUFFIXES = {"phase": "phases", "tool": "tools"}
 VIDEO_KINDS = ("video", "dicom")
 NOT_VIDEOS = frozenset({"DICOMDIR"})  # a DICOM media index, not an image

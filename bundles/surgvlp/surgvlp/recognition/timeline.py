@@ -22,7 +22,7 @@ from surgvlp.recognition.decoding import Segment, frame_interval
 from surgvlp.errors import SurgVLPError
 from surgvlp.recognition.prompts import PromptSet
 
-SCHEMA = "surgvlp.recognition.timeline/1"
+SCHEMA = "surgvlp.timeline/1"
 _SCHEMA_FAMILY = SCHEMA.split("/")[0]
 _DECIMALS = 6  # stored precision of times and scores: finer than any plot or metric needs, and keeps files small
 _REQUIRED_SOURCE_KEYS = ("duration", "sampled_fps")
