@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import surgvlp
 from surgvlp.bundle.inference import TimelineInference
 from surgvlp.bundle.convert import convert_checkpoint
 from surgvlp.network.encoder import pick_device
-from surgvlp.network.loading import load_encoder
 from surgvlp.network.untrained import write_untrained_model
 from surgvlp.weights import WeightStore
 
@@ -73,7 +73,7 @@ def scratch_bundle(folder: Path, size: str) -> Path:
 
 
 def encoder_frames_per_second(weights: Path, device: str, precision: str, frames: int, batch_size: int) -> float:
-    loaded = load_encoder("model", allow_untrained=True, device=device, precision=precision, store=WeightStore(weights))
+    loaded = surgvlp.load_model("model", allow_untrained=True, device=device, precision=precision, store=WeightStore(weights))
     batch = torch.randn(batch_size, 3, 224, 224)
     loaded.encoder.encode_images(batch)  # warm-up: allocator, kernels, cuDNN autotuning
     batches = max(1, frames // batch_size)

@@ -26,9 +26,9 @@ from surgvlp.cli import bundle as bundle_cli
 from surgvlp.cli import export as export_cli
 from surgvlp.cli import main
 from surgvlp.bundle.convert import convert_checkpoint
-from surgvlp.recognition.decoding import phase_probabilities
+from surgvlp.recognition.scoring import phase_probabilities
 from surgvlp.errors import SurgVLPError
-from surgvlp.network.loading import load_encoder
+from surgvlp.network.loading import load_model
 from surgvlp.bundle.metadata_check import check_metadata, metadata_problems
 from surgvlp.network.phase_network import PhasePrompts, open_phase_network
 from surgvlp.network.preprocess import to_model_input
@@ -119,7 +119,7 @@ def test_phase_network_is_the_zero_shot_rule(bundle, sample_case):
     images = to_model_input([frame.image for frame in open_source(sample_case.video, fps=0.15)])
     with torch.inference_mode():
         probabilities = torch.softmax(network(images), dim=1).numpy()
-    loaded = load_encoder("untrained-tiny", allow_untrained=True, device="cpu")
+    loaded = load_model("untrained-tiny", allow_untrained=True, device="cpu")
     prompt_set = load_prompt_set("cholec80")
     classes = prompt_set.class_embeddings(loaded.encoder.encode_prompts(prompt_set.all_prompts()))
     expected = phase_probabilities(loaded.encoder.encode_images(images).numpy(), classes)

@@ -11,9 +11,9 @@ import torchvision.transforms as T
 from PIL import Image
 from transformers import AutoTokenizer
 
-from surgvlp.network.checkpoint import load_model
+from surgvlp.network.checkpoint import load_network
 from surgvlp.network.encoder import SurgVLPEncoder
-from surgvlp.recognition.decoding import phase_probabilities
+from surgvlp.recognition.scoring import phase_probabilities
 
 PROMPTS = [
     "In preparation phase I insert trocars to patient abdomen cavity",
@@ -84,7 +84,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_embeddings_match_upstream(tiny_model, png_frames):
-    model, _ = load_model(tiny_model.checkpoint, tiny_model.text_model_dir)
+    model, _ = load_network(tiny_model.checkpoint, tiny_model.text_model_dir)
     encoder = SurgVLPEncoder.from_files(tiny_model.checkpoint, tiny_model.text_model_dir, device="cpu")
     ours_image = encoder.encode_frames([np.asarray(Image.open(path).convert("RGB")) for path in png_frames], batch_size=2)
     ours_text = encoder.encode_prompts(PROMPTS)
@@ -107,7 +107,7 @@ def test_prompts_are_lower_cased_like_upstream(tiny_model):
 
 
 def test_dense_map_averages_to_the_image_embedding(tiny_model):
-    model, _ = load_model(tiny_model.checkpoint, tiny_model.text_model_dir)
+    model, _ = load_network(tiny_model.checkpoint, tiny_model.text_model_dir)
     images = torch.randn(2, 3, 360, 640)
     with torch.inference_mode():
         dense = model.backbone_img.dense_embeddings(images)

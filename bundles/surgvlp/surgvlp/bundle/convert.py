@@ -21,7 +21,7 @@ import torch
 
 import surgvlp
 from surgvlp.atomic import atomic_path
-from surgvlp.network.checkpoint import load_model
+from surgvlp.network.checkpoint import load_network
 from surgvlp.network.encoder import SurgVLPEncoder
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.phase_network import BUNDLE_CHECKPOINT, PHASE_PROMPTS, PhasePrompts
@@ -71,7 +71,7 @@ def convert_checkpoint(
         if is_checkpoint_archive(checkpoint):
             checkpoint = Path(staging) / "checkpoint.pth"
             extract_checkpoint(entry.path, checkpoint)
-        model, tokenizer = load_model(checkpoint, text_dir)
+        model, tokenizer = load_network(checkpoint, text_dir)
         embeddings = None
         if phases is not None:
             prompt_embeddings = SurgVLPEncoder(model, tokenizer, device="cpu").encode_prompts(phases.all_prompts())

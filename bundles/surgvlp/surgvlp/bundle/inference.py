@@ -23,14 +23,14 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from surgvlp.atomic import atomic_write
 from surgvlp.recognition.cache import EmbeddingCache
 from surgvlp.recognition.decoding import DecoderSettings
 from surgvlp.errors import SurgVLPError
-from surgvlp.network.loading import LoadedModel, load_encoder
+from surgvlp.network.loading import LoadedModel, load_model
 from surgvlp.network.phase_network import BUNDLE_CHECKPOINT, PhaseNetwork, open_phase_network, require_converted
+from surgvlp.progress import progress_bar
 from surgvlp.recognition.prompts import PromptSet, load_prompt_set
 from surgvlp.recognition.pipeline import embed, phase_timeline, tool_timeline
 from surgvlp.sources import open_source
@@ -186,7 +186,7 @@ class TimelineInference:
             raise SurgVLPError("two inputs share a file name, so their timelines would overwrite each other; rename one")
         store = WeightStore(self.weights_dir)
         require_converted(store, self.variant)
-        loaded = load_encoder(
+        loaded = load_model(
             self.variant, allow_untrained=allow_untrained, device=self.device, precision=self.precision, store=store
         )
         cache = EmbeddingCache(self.cache_dir)
@@ -209,9 +209,8 @@ class TimelineInference:
     def _recogniser(self, prompt_set: PromptSet) -> Callable:
         """The library's timeline function for the prompt set's task, with this run's settings bound."""
         if prompt_set.task == "phase":
-            settings = DecoderSettings(method=self.decoder, min_duration=self.min_segment)
-            return partial(phase_timeline, prompt_set=prompt_set, settings=settings)
-        return partial(tool_timeline, prompt_set=prompt_set, threshold=self.threshold, min_duration=self.min_segment)
+            return partial(phase_timeline, settings=DecoderSettings(method=self.decoder, min_segment=self.min_segment))
+        return partial(tool_timeline, threshold=self.threshold, min_segment=self.min_segment)
 
     def _recognise_one(
         self, video: Path, loaded: LoadedModel, prompt_set: PromptSet, recognise: Callable, cache: EmbeddingCache, csv: bool
@@ -221,17 +220,18 @@ class TimelineInference:
         }
         try:
             source = open_source(video, fps=self.fps)
-            with tqdm(total=len(source), unit="frame", desc=video.name, disable=None) as progress:
+            bar, progress = progress_bar(len(source), video.name)
+            with bar:
                 embeddings = embed(
                     loaded,
                     source,
                     prompt_set,
-                    cache,
+                    cache=cache,
                     batch_size=self.batch_size,
-                    on_batch=progress.update,
                     decode_workers=int(self.decode_workers),
+                    progress=progress,
                 )
-            timeline = recognise(loaded, source, embeddings=embeddings)
+            timeline = recognise(embeddings)
             out = Path(self.output_dir) / timeline_name(video, prompt_set.task)
             write_json(timeline, out)
             if csv:

@@ -54,8 +54,9 @@ def open_input(args: argparse.Namespace):
 
 
 def load_model_from_args(args: argparse.Namespace):
-    from surgvlp.network.loading import load_encoder
+    from surgvlp import load_model
 
-    return load_encoder(
-        args.checkpoint, args.text_model, allow_untrained=args.allow_untrained, device=args.device, precision=args.precision
+    return load_model(
+        args.checkpoint, text_model=args.text_model, allow_untrained=args.allow_untrained, device=args.device, precision=args.precision
     )
+

@@ -85,7 +85,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {key: value for key, value in state_dict.items() if key not in IGNORED_KEYS}
 
 
-def load_model(checkpoint: Path, text_model_dir: Path) -> tuple[SurgVLP, PromptTokenizer]:
+def load_network(checkpoint: Path, text_model_dir: Path) -> tuple[SurgVLP, PromptTokenizer]:
     """Build the network from the text-model folder and load the checkpoint strictly, on the CPU."""
     tokenizer = PromptTokenizer(text_model_dir)
     model = SurgVLP(load_text_config(text_model_dir), tokenizer.sep_token_id)

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from surgvlp.background import iterate_in_background
-from surgvlp.network.checkpoint import load_model
+from surgvlp.network.checkpoint import load_network
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.model import SurgVLP
-from surgvlp.network.preprocess import crop_frame, crops_to_model_input, to_model_input
+from surgvlp.network.preprocess import CROP, RESIZE, crop_frame, crops_to_model_input, to_model_input
 from surgvlp.network.text import PromptTokenizer
+from surgvlp.progress import CancelToken, Progress
 
 if TYPE_CHECKING:
     from surgvlp.sources import FrameSource
@@ -87,6 +88,17 @@ class SurgVLPEncoder:
             self.model.backbone_img.to(memory_format=torch.channels_last)
         self.tokenizer = tokenizer
 
+    @property
+    def compute_precision(self) -> str:
+        """The precision the numbers are actually computed in (``auto`` resolved): part of every cache key."""
+        names = {dtype: name for name, dtype in AUTOCAST_DTYPES.items()}
+        return names.get(self.autocast_dtype, "fp32")
+
+    @property
+    def preprocessing(self) -> str:
+        """How frames become model input: embeddings made another way are other numbers."""
+        return f"resize{RESIZE[0]}x{RESIZE[1]}-crop{CROP}-imagenet"
+
     @classmethod
     def from_files(
         cls,
@@ -95,7 +107,7 @@ class SurgVLPEncoder:
         device: str | torch.device | None = None,
         precision: Precision = "auto",
     ) -> SurgVLPEncoder:
-        return cls(*load_model(checkpoint, text_model_dir), device=device, precision=precision)
+        return cls(*load_network(checkpoint, text_model_dir), device=device, precision=precision)
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -122,13 +134,16 @@ class SurgVLPEncoder:
         self,
         frames: Iterable[np.ndarray],
         batch_size: int = 64,
-        on_batch: Callable[[int], None] | None = None,
         prepare: Callable[[list[np.ndarray]], torch.Tensor] = to_model_input,
+        progress: Progress | None = None,
+        total: int = 0,
+        cancel: CancelToken | None = None,
     ) -> np.ndarray:
         """(H, W, 3) uint8 RGB frames -> (N, 768) float32 embeddings, preprocessing overlapped with the model.
 
-        ``prepare`` turns a list of frames into model input (the default resizes, crops and normalises);
-        ``on_batch`` receives the number of frames just encoded (for progress bars).
+        ``prepare`` turns a list of frames into model input (the default resizes, crops and normalises).
+        ``progress`` hears (frames done, ``total``) after each batch; ``cancel`` is checked before each batch,
+        so a cancel stops the work within one batch (the background preparation stops with it).
         """
         if batch_size < 1:
             raise SurgVLPError(f"batch size must be at least 1, got {batch_size}")
@@ -136,10 +151,14 @@ class SurgVLPEncoder:
         if self.device.type == "cuda":
             batches = (batch.pin_memory() for batch in batches)
         embeddings = []
+        done = 0
         for batch in iterate_in_background(batches, depth=PREFETCH_BATCHES, name="surgvlp-preprocess"):
+            if cancel is not None:
+                cancel.check()
             embeddings.append(self.encode_images(batch))
-            if on_batch is not None:
-                on_batch(len(batch))
+            done += len(batch)
+            if progress is not None:
+                progress(done, total)
         if not embeddings:
             raise SurgVLPError("no frames to encode")
         return torch.cat(embeddings).numpy()
@@ -148,8 +167,9 @@ class SurgVLPEncoder:
         self,
         source: FrameSource,
         batch_size: int = 64,
-        on_batch: Callable[[int], None] | None = None,
         decode_workers: int = 0,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
     ) -> EncodedFrames:
         """Encode every frame a frame source yields, keeping the time and index of each.
 
@@ -172,5 +192,7 @@ class SurgVLPEncoder:
                 indices.append(frame.index)
                 yield frame.image
 
-        embeddings = self.encode_frames(images(), batch_size=batch_size, on_batch=on_batch, prepare=prepare)
+        embeddings = self.encode_frames(
+            images(), batch_size=batch_size, prepare=prepare, progress=progress, total=len(source), cancel=cancel
+        )
         return EncodedFrames(embeddings, np.asarray(times, dtype=np.float64), np.asarray(indices, dtype=np.int64))

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from surgvlp.atomic import atomic_write
 from surgvlp.network.checkpoint import read_state_dict
-from surgvlp.recognition.decoding import PHASE_LOGIT_SCALE
+from surgvlp.recognition.scoring import PHASE_LOGIT_SCALE
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.model import EMBED_DIM, ImageEncoder
 from surgvlp.recognition.prompts import PromptSet

@@ -11,21 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from surgvlp.atomic import atomic_write
-from surgvlp.network.encoder import EncodedFrames, SurgVLPEncoder
+from surgvlp.network.encoder import EncodedFrames
 from surgvlp.errors import SurgVLPError
-from surgvlp.network.preprocess import CROP, RESIZE
-from surgvlp.sources import FrameSource
 
 CACHE_DIR_ENV = "SURGVLP_CACHE_DIR"
 CACHE_LIMIT_ENV = "SURGVLP_CACHE_LIMIT_MB"
 DEFAULT_LIMIT_MB = 2048
-PREPROCESSING = f"resize{RESIZE[0]}x{RESIZE[1]}-crop{CROP}-imagenet"
 
 
 def default_cache_dir() -> Path:
@@ -66,48 +62,20 @@ class EmbeddingCache:
             np.savez(stream, **arrays)
         self.evict()
 
-    def _frames_entry(self, source: FrameSource, checkpoint_sha256: str) -> Path:
-        return self._entry("frames", {
-            "content": source.content_id,
-            "checkpoint": checkpoint_sha256,
-            "sampling": {"fps": source.fps, "start": source.start, "end": source.end},
-            "preprocessing": PREPROCESSING,
-        })
-
-    def load_frames(self, source: FrameSource, checkpoint_sha256: str) -> EncodedFrames | None:
-        stored = self._read(self._frames_entry(source, checkpoint_sha256))
+    def load_frames(self, key: dict[str, object]) -> EncodedFrames | None:
+        stored = self._read(self._entry("frames", key))
         return None if stored is None else EncodedFrames(stored["embeddings"], stored["times"], stored["indices"])
 
-    def save_frames(self, source: FrameSource, checkpoint_sha256: str, encoded: EncodedFrames) -> None:
+    def save_frames(self, key: dict[str, object], encoded: EncodedFrames) -> None:
         arrays = {"embeddings": encoded.embeddings, "times": encoded.times, "indices": encoded.indices}
-        self._write(self._frames_entry(source, checkpoint_sha256), arrays)
+        self._write(self._entry("frames", key), arrays)
 
-    def frames(
-        self,
-        encoder: SurgVLPEncoder,
-        source: FrameSource,
-        checkpoint_sha256: str,
-        batch_size: int = 64,
-        on_batch: Callable[[int], None] | None = None,
-        decode_workers: int = 0,
-    ) -> tuple[EncodedFrames, bool]:
-        """The source's frame embeddings and whether they came from the cache (then no frame is decoded)."""
-        cached = self.load_frames(source, checkpoint_sha256)
-        if cached is not None:
-            return cached, True
-        encoded = encoder.encode_source(source, batch_size=batch_size, on_batch=on_batch, decode_workers=decode_workers)
-        self.save_frames(source, checkpoint_sha256, encoded)
-        return encoded, False
+    def load_prompts(self, key: dict[str, object]) -> np.ndarray | None:
+        stored = self._read(self._entry("prompts", key))
+        return None if stored is None else stored["embeddings"]
 
-    def prompts(self, encoder: SurgVLPEncoder, prompts: Sequence[str], checkpoint_sha256: str) -> np.ndarray:
-        """Prompt embeddings, computed once per (checkpoint, prompt list)."""
-        path = self._entry("prompts", {"checkpoint": checkpoint_sha256, "prompts": list(prompts)})
-        stored = self._read(path)
-        if stored is not None:
-            return stored["embeddings"]
-        embeddings = encoder.encode_prompts(prompts)
-        self._write(path, {"embeddings": embeddings})
-        return embeddings
+    def save_prompts(self, key: dict[str, object], embeddings: np.ndarray) -> None:
+        self._write(self._entry("prompts", key), {"embeddings": embeddings})
 
     def _stats(self) -> list[tuple[Path, os.stat_result]]:
         """Entries, least recently used first; files another process deletes meanwhile are skipped."""
