@@ -27,8 +27,9 @@ from surgvlp.recognition.decoding import DecoderSettings
 from surgvlp.network.encoder import EncodedFrames, SurgVLPEncoder
 from surgvlp.network.loading import LoadedModel
 from surgvlp.recognition.prompts import load_prompt_set
-from surgvlp.recognition.pipeline import embed, phase_timeline
+from surgvlp.recognition.pipeline import embed, frames_key, phase_timeline
 from surgvlp.sources import open_source
+from surgvlp.sources.identity import folder_id
 from surgvlp.network.untrained import write_untrained_model
 
 from h264 import write_h264
@@ -47,14 +48,14 @@ def main() -> None:
         write_hour_video(video)
         files = write_untrained_model(scratch / "model", size="full")
         encoder = SurgVLPEncoder.from_files(files.checkpoint, files.text_model_dir, device="cpu")
-        loaded = LoadedModel(encoder, "untrained-full", files.checkpoint, "0" * 64, untrained=True)
+        loaded = LoadedModel(encoder, "untrained-full", files.checkpoint, "0" * 64, True, folder_id(files.text_model_dir))
         cache = EmbeddingCache(scratch / "cache")
 
         first = open_source(video, fps=1.0)
         rng = np.random.default_rng(0)
         times = np.arange(SECONDS, dtype=np.float64)
         stored = EncodedFrames(rng.normal(size=(SECONDS, 768)).astype(np.float32), times, times.astype(np.int64))
-        cache.save_frames(first, loaded.sha256, stored)
+        cache.save_frames(frames_key(loaded, first), stored)
         encoder.encode_prompts(["warm-up"])
 
         start = time.perf_counter()

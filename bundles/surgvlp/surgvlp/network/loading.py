@@ -7,6 +7,7 @@ from pathlib import Path
 
 from surgvlp.network.encoder import Precision, SurgVLPEncoder
 from surgvlp.network.untrained import require_untrained_allowed
+from surgvlp.sources.identity import folder_id
 from surgvlp.weights import WeightStore
 
 
@@ -17,6 +18,8 @@ class LoadedModel:
     checkpoint: Path
     sha256: str
     untrained: bool
+    text_model_id: str
+    """Content id of the text-model folder (see :func:`surgvlp.sources.identity.folder_id`), for cache keys."""
 
     def describe(self) -> dict[str, object]:
         """What every output records about the model that produced it."""
@@ -43,4 +46,4 @@ def load_encoder(
         require_untrained_allowed(f"checkpoint {entry.path}", allow_untrained)
     text_dir = Path(text_model_dir) if text_model_dir else store.text_model_dir_for(entry)
     encoder = SurgVLPEncoder.from_files(entry.path, text_dir, device=device, precision=precision)
-    return LoadedModel(encoder, entry.name, entry.path, entry.sha256, entry.untrained)
+    return LoadedModel(encoder, entry.name, entry.path, entry.sha256, entry.untrained, folder_id(text_dir))

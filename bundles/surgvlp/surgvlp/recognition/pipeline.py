@@ -6,16 +6,19 @@ same thing wherever it was produced.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from surgvlp.recognition.adapter import PhaseAdapter
-from surgvlp.recognition.cache import EmbeddingCache
+from surgvlp.recognition.cache import CacheKey, EmbeddingCache, FramesKey, PromptsKey
 from surgvlp.recognition.decoding import PHASE_LOGIT_SCALE, DecoderSettings, decode, phase_probabilities, presence_intervals, segments, tool_scores
 from surgvlp.errors import SurgVLPError
+from surgvlp.network.encoder import AUTOCAST_DTYPES, EncodedFrames
 from surgvlp.network.loading import LoadedModel
+from surgvlp.network.preprocess import CROP, RESIZE
 from surgvlp.recognition.prompts import PromptSet
 from surgvlp.sources import FrameSource
 from surgvlp.recognition.timeline import Timeline
@@ -34,6 +37,26 @@ class FrameEmbeddings:
     from_cache: bool
 
 
+PREPROCESSING = f"resize{RESIZE[0]}x{RESIZE[1]}-crop{CROP}-imagenet"
+
+
+def frames_key(loaded: LoadedModel, source: FrameSource) -> FramesKey:
+    """The cache key of ``source``'s frame embeddings by ``loaded``."""
+    return FramesKey(
+        source.content_id, loaded.sha256, source.fps, source.start, source.end, PREPROCESSING, _precision(loaded)
+    )
+
+
+def prompts_key(loaded: LoadedModel, prompts: Sequence[str]) -> PromptsKey:
+    """The cache key of the embeddings of ``prompts`` by ``loaded``."""
+    return PromptsKey(loaded.sha256, loaded.text_model_id, _precision(loaded), tuple(prompts))
+
+
+def _precision(loaded: LoadedModel) -> str:
+    """The arithmetic the encoder really runs in: fp32 on the CPU whatever was asked, its autocast type on CUDA."""
+    return {dtype: name for name, dtype in AUTOCAST_DTYPES.items()}.get(loaded.encoder.autocast_dtype, "fp32")
+
+
 def embed(
     loaded: LoadedModel,
     source: FrameSource,
@@ -44,15 +67,35 @@ def embed(
     decode_workers: int = 0,
 ) -> FrameEmbeddings:
     """Frame and class embeddings, through ``cache`` unless it is None (then nothing is read or kept)."""
-    encoding = {"batch_size": batch_size, "on_batch": on_batch, "decode_workers": decode_workers}
+    prompts = prompt_set.all_prompts()
+
+    def encode_frames() -> EncodedFrames:
+        return loaded.encoder.encode_source(source, batch_size=batch_size, on_batch=on_batch, decode_workers=decode_workers)
+
+    def encode_prompts() -> np.ndarray:
+        return loaded.encoder.encode_prompts(prompts)
+
     if cache is None:
-        encoded, hit = loaded.encoder.encode_source(source, **encoding), False
-        prompt_embeddings = loaded.encoder.encode_prompts(prompt_set.all_prompts())
+        encoded, hit, prompt_embeddings = encode_frames(), False, encode_prompts()
     else:
-        encoded, hit = cache.frames(loaded.encoder, source, loaded.sha256, **encoding)
-        prompt_embeddings = cache.prompts(loaded.encoder, prompt_set.all_prompts(), loaded.sha256)
+        encoded, hit = _through(cache, frames_key(loaded, source), cache.load_frames, cache.save_frames, encode_frames)
+        prompt_embeddings, _ = _through(
+            cache, prompts_key(loaded, prompts), cache.load_prompts, cache.save_prompts, encode_prompts
+        )
     fps = source.fps or source.native_fps
     return FrameEmbeddings(encoded.embeddings, encoded.times, prompt_set.class_embeddings(prompt_embeddings), fps, hit)
+
+
+def _through(cache: EmbeddingCache, key: CacheKey, load: Callable, save: Callable, compute: Callable) -> tuple[Any, bool]:
+    """The entry of ``key`` and whether it was stored, computed and stored when absent; under the entry's
+    lock, so that a second process asking for it meanwhile waits and then reads it."""
+    with cache.lock(key):
+        stored = load(key)
+        if stored is not None:
+            return stored, True
+        value = compute()
+        save(key, value)
+        return value, False
 
 
 def _require_task(prompt_set: PromptSet, task: str) -> None:
