@@ -25,7 +25,7 @@ import torch
 import surgvlp
 from surgvlp.network.encoder import EncodedFrames
 from surgvlp.network.untrained import write_untrained_model
-from surgvlp.recognition.pipeline import frames_identity
+from surgvlp.recognition.pipeline import frames_key
 from surgvlp.weights import WeightStore
 
 from h264 import write_h264
@@ -52,7 +52,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         times = np.arange(SECONDS, dtype=np.float64)
         stored = EncodedFrames(rng.normal(size=(SECONDS, 768)).astype(np.float32), times, times.astype(np.int64))
-        cache.save_frames(frames_identity(model, surgvlp.open_source(video, fps=1.0)), stored)
+        cache.save_frames(frames_key(model, surgvlp.open_source(video, fps=1.0)), stored)
         model.encoder.encode_prompts(["warm-up"])
 
         start = time.perf_counter()

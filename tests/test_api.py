@@ -36,7 +36,7 @@ def test_every_exported_name_resolves() -> None:
 def test_model_records_its_provenance(model) -> None:
     described = model.describe()
     assert described["untrained"] is True and len(described["checkpoint_sha256"]) == 64
-    assert model.identity["precision"] == "fp32" and len(model.identity["text_model"]) == 64
+    assert model.encoder.compute_precision == "fp32" and len(described["text_model_id"]) == 64
 
 
 def test_a_folder_stands_for_the_checkpoint_it_holds(tiny_model) -> None:
@@ -60,6 +60,7 @@ def test_recognise_phases_is_embed_then_decode(model, sample_case, tmp_path) -> 
 def test_embeddings_refuse_another_prompt_set(model, sample_case) -> None:
     embeddings = surgvlp.embed(model, surgvlp.open_source(sample_case.video), "cholec80", cache=False)
     assert embeddings.identity["prompt_set"] == surgvlp.load_prompt_set("cholec80").digest
+    assert embeddings.identity["checkpoint_sha256"] == model.sha256 and embeddings.identity["precision"] == "fp32"
     with pytest.raises(surgvlp.SurgVLPError, match="made with prompt set 'cholec80', not 'autolaparo'"):
         surgvlp.phase_timeline(embeddings, prompt_set=surgvlp.load_prompt_set("autolaparo"))
 

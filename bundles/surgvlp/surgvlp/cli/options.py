@@ -20,6 +20,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto", help="autocast on CUDA (default: bf16 where supported); the CPU always uses fp32")
     model.add_argument("--batch-size", type=int, default=64, help="frames per forward pass (default: 64)")
     add_allow_untrained_option(model, "run a model with random weights (for demos and tests; outputs are marked untrained)")
+    parser.set_defaults(loads_model=True)
 
 
 def add_allow_untrained_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, purpose: str) -> None:

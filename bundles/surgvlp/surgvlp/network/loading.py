@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.encoder import Precision, SurgVLPEncoder
 from surgvlp.network.untrained import require_untrained_allowed
+from surgvlp.sources.identity import folder_id
 from surgvlp.weights import MANIFEST_NAME, WeightStore
 
 FOLDER_CHECKPOINT = "model"
@@ -25,7 +25,7 @@ class LoadedModel:
     sha256: str
     untrained: bool
     text_model: Path
-    text_model_sha256: str
+    text_model_id: str  # content id of the text-model folder (tokenizer and BERT shape)
 
     def describe(self) -> dict[str, object]:
         """What every output records about the model that produced it."""
@@ -33,27 +33,9 @@ class LoadedModel:
             "variant": self.name,
             "checkpoint": str(self.checkpoint),
             "checkpoint_sha256": self.sha256,
-            "text_model_sha256": self.text_model_sha256,
+            "text_model_id": self.text_model_id,
             "untrained": self.untrained,
         }
-
-    @property
-    def identity(self) -> dict[str, str]:
-        """What decides the numbers this model computes, for cache keys and embedding identities."""
-        return {
-            "checkpoint": self.sha256,
-            "text_model": self.text_model_sha256,
-            "precision": self.encoder.compute_precision,
-            "preprocessing": self.encoder.preprocessing,
-        }
-
-
-def folder_digest(folder: Path) -> str:
-    """SHA-256 over the names and bytes of a folder's files: the tokenizer and BERT shape it describes."""
-    digest = hashlib.sha256()
-    for path in sorted(file for file in Path(folder).iterdir() if file.is_file()):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def _store_and_name(checkpoint: str | Path, store: WeightStore | None) -> tuple[WeightStore, str | Path]:
@@ -95,4 +77,4 @@ def load_model(
         require_untrained_allowed(f"checkpoint {entry.path}", allow_untrained)
     text_dir = Path(text_model).expanduser() if text_model else store.text_model_dir_for(entry)
     encoder = SurgVLPEncoder.from_files(entry.path, text_dir, device=device, precision=precision)
-    return LoadedModel(encoder, entry.name, entry.path, entry.sha256, entry.untrained, text_dir, folder_digest(text_dir))
+    return LoadedModel(encoder, entry.name, entry.path, entry.sha256, entry.untrained, text_dir, folder_id(text_dir))

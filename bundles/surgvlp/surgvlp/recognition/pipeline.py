@@ -11,7 +11,8 @@ labelled with another set's class names, nor scored by an adapter trained on ano
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from surgvlp.errors import SurgVLPError
 from surgvlp.network.loading import LoadedModel
 from surgvlp.progress import CancelToken, Progress
 from surgvlp.recognition.adapter import PhaseAdapter
-from surgvlp.recognition.cache import EmbeddingCache
+from surgvlp.recognition.cache import CacheKey, EmbeddingCache, FramesKey, PromptsKey
 from surgvlp.recognition.decoding import DecoderSettings, decode, presence_intervals, segments
 from surgvlp.recognition.prompts import PromptSet, load_prompt_set
 from surgvlp.recognition.scoring import PHASE_LOGIT_SCALE, phase_probabilities, tool_scores
@@ -57,10 +58,10 @@ class Embeddings:
 
     def require_adapter(self, adapter: PhaseAdapter) -> None:
         """Refuse an adapter trained on another checkpoint's embeddings or for other classes."""
-        if adapter.checkpoint_sha256 != self.identity["checkpoint"]:
+        if adapter.checkpoint_sha256 != self.identity["checkpoint_sha256"]:
             raise SurgVLPError(
                 f"the adapter was trained on the embeddings of another checkpoint (SHA-256 {adapter.checkpoint_sha256[:12]}…), "
-                f"not on these ({self.identity['checkpoint'][:12]}…)"
+                f"not on these ({self.identity['checkpoint_sha256'][:12]}…)"
             )
         adapter.check_classes(self.prompt_set)
 
@@ -75,9 +76,33 @@ def _cache(cache: EmbeddingCache | bool) -> EmbeddingCache | None:
     return cache or None
 
 
-def frames_identity(model: LoadedModel, source: FrameSource) -> dict[str, Any]:
-    """Everything the frame embeddings of ``source`` depend on: the cache key of :func:`embed`."""
-    return model.identity | {"content": source.content_id, "sampling": {"fps": source.fps, "start": source.start, "end": source.end}}
+def frames_key(model: LoadedModel, source: FrameSource) -> FramesKey:
+    """Everything the frame embeddings of ``source`` depend on: their cache key and identity."""
+    encoder = model.encoder
+    return FramesKey(
+        source.content_id, model.sha256, source.fps, source.start, source.end, encoder.preprocessing, encoder.compute_precision
+    )
+
+
+def prompts_key(model: LoadedModel, prompts: list[str]) -> PromptsKey:
+    """Everything the embeddings of ``prompts`` depend on."""
+    return PromptsKey(model.sha256, model.text_model_id, model.encoder.compute_precision, tuple(prompts))
+
+
+def _through(store: EmbeddingCache | None, key: CacheKey, compute: Callable[[], Any]) -> tuple[Any, bool]:
+    """The entry of ``key`` and whether it came from the cache; computed and stored when absent, under the
+    entry's lock, so that a second process asking for it meanwhile waits and then reads it."""
+    if store is None:
+        return compute(), False
+    frames = isinstance(key, FramesKey)
+    load, save = (store.load_frames, store.save_frames) if frames else (store.load_prompts, store.save_prompts)
+    with store.lock(key):
+        stored = load(key)
+        if stored is not None:
+            return stored, True
+        value = compute()
+        save(key, value)
+        return value, False
 
 
 def embed(
@@ -98,25 +123,18 @@ def embed(
     """
     prompt_set = _prompt_set(prompt_set)
     store = _cache(cache)
-    frames_key = frames_identity(model, source)
-    encoded = store.load_frames(frames_key) if store else None
-    from_cache = encoded is not None
-    if encoded is None:
-        encoded = model.encoder.encode_source(
-            source, batch_size=batch_size, decode_workers=decode_workers, progress=progress, cancel=cancel
-        )
-        if store:
-            store.save_frames(frames_key, encoded)
-    elif progress is not None:
-        progress(len(encoded.times), len(encoded.times))
     prompts = prompt_set.all_prompts()
-    prompts_key = {"checkpoint": model.sha256, "text_model": model.text_model_sha256,
-                   "precision": model.encoder.compute_precision, "prompts": prompts}
-    prompt_embeddings = store.load_prompts(prompts_key) if store else None
-    if prompt_embeddings is None:
-        prompt_embeddings = model.encoder.encode_prompts(prompts)
-        if store:
-            store.save_prompts(prompts_key, prompt_embeddings)
+    key = frames_key(model, source)
+    encoded, from_cache = _through(
+        store,
+        key,
+        lambda: model.encoder.encode_source(
+            source, batch_size=batch_size, decode_workers=decode_workers, progress=progress, cancel=cancel
+        ),
+    )
+    if from_cache and progress is not None:
+        progress(len(encoded.times), len(encoded.times))
+    prompt_embeddings, _ = _through(store, prompts_key(model, prompts), lambda: model.encoder.encode_prompts(prompts))
     return Embeddings(
         frames=encoded.embeddings,
         times=encoded.times,
@@ -127,7 +145,7 @@ def embed(
         end=source.end,
         source=source.description,
         model=model.describe(),
-        identity=frames_key | {"prompt_set": prompt_set.digest},
+        identity=asdict(key) | {"text_model_id": model.text_model_id, "prompt_set": prompt_set.digest},
         from_cache=from_cache,
     )
 
