@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -20,7 +21,15 @@ from surgvlp.background import iterate_in_background
 from surgvlp.network.checkpoint import load_network
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.model import SurgVLP
-from surgvlp.network.preprocess import CROP, RESIZE, crop_frame, crops_to_model_input, to_model_input
+from surgvlp.network.preprocess import (
+    DEFAULT_PREPROCESS,
+    PreprocessMode,
+    check_preprocess,
+    crop_frame,
+    crops_to_model_input,
+    preprocessing_id,
+    to_model_input,
+)
 from surgvlp.network.text import PromptTokenizer
 from surgvlp.progress import CancelToken, Progress
 
@@ -72,7 +81,11 @@ class EncodedFrames:
 
 
 class SurgVLPEncoder:
-    """A loaded SurgVLP-family model on a device, with its tokenizer."""
+    """A loaded SurgVLP-family model on a device, with its tokenizer and its way of preparing frames.
+
+    ``preprocess`` is ``"pil"`` (upstream's pixels exactly) or ``"tensor"`` (faster, not identical); see
+    :mod:`surgvlp.network.preprocess`.
+    """
 
     def __init__(
         self,
@@ -80,7 +93,9 @@ class SurgVLPEncoder:
         tokenizer: PromptTokenizer,
         device: str | torch.device | None = None,
         precision: Precision = "auto",
+        preprocess: PreprocessMode = DEFAULT_PREPROCESS,
     ) -> None:
+        self.preprocess = check_preprocess(preprocess)
         self.device = pick_device(device)
         self.autocast_dtype = _autocast_dtype(self.device, precision)
         self.model = model.eval().to(self.device)
@@ -97,7 +112,7 @@ class SurgVLPEncoder:
     @property
     def preprocessing(self) -> str:
         """How frames become model input: embeddings made another way are other numbers."""
-        return f"resize{RESIZE[0]}x{RESIZE[1]}-crop{CROP}-imagenet"
+        return preprocessing_id(self.preprocess)
 
     @classmethod
     def from_files(
@@ -106,8 +121,9 @@ class SurgVLPEncoder:
         text_model_dir: Path,
         device: str | torch.device | None = None,
         precision: Precision = "auto",
+        preprocess: PreprocessMode = DEFAULT_PREPROCESS,
     ) -> SurgVLPEncoder:
-        return cls(*load_network(checkpoint, text_model_dir), device=device, precision=precision)
+        return cls(*load_network(checkpoint, text_model_dir), device=device, precision=precision, preprocess=preprocess)
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -134,20 +150,21 @@ class SurgVLPEncoder:
         self,
         frames: Iterable[np.ndarray],
         batch_size: int = 64,
-        prepare: Callable[[list[np.ndarray]], torch.Tensor] = to_model_input,
+        prepare: Callable[[list[np.ndarray]], torch.Tensor] | None = None,
         progress: Progress | None = None,
         total: int = 0,
         cancel: CancelToken | None = None,
     ) -> np.ndarray:
         """(H, W, 3) uint8 RGB frames -> (N, 768) float32 embeddings, preprocessing overlapped with the model.
 
-        ``prepare`` turns a list of frames into model input (the default resizes, crops and normalises).
+        ``prepare`` turns a list of frames into model input (by default they are resized, cropped and
+        normalised the encoder's way, see ``preprocess``).
         ``progress`` hears (frames done, ``total``) after each batch; ``cancel`` is checked before each batch,
         so a cancel stops the work within one batch (the background preparation stops with it).
         """
         if batch_size < 1:
             raise SurgVLPError(f"batch size must be at least 1, got {batch_size}")
-        batches = _batched(frames, batch_size, prepare)
+        batches = _batched(frames, batch_size, prepare or partial(to_model_input, mode=self.preprocess))
         if self.device.type == "cuda":
             batches = (batch.pin_memory() for batch in batches)
         embeddings = []
@@ -180,9 +197,10 @@ class SurgVLPEncoder:
         if decode_workers > 1:
             from surgvlp.sources.parallel import iterate_parallel
 
-            frames, prepare = iterate_parallel(source, decode_workers, transform=crop_frame), crops_to_model_input
+            transform = partial(crop_frame, mode=self.preprocess)
+            frames, prepare = iterate_parallel(source, decode_workers, transform=transform), crops_to_model_input
         else:
-            frames, prepare = iter(source), to_model_input
+            frames, prepare = iter(source), None
         times: list[float] = []
         indices: list[int] = []
 

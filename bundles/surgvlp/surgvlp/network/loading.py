@@ -7,6 +7,7 @@ from pathlib import Path
 
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.encoder import Precision, SurgVLPEncoder
+from surgvlp.network.preprocess import DEFAULT_PREPROCESS, PreprocessMode
 from surgvlp.network.untrained import require_untrained_allowed
 from surgvlp.sources.identity import folder_id
 from surgvlp.weights import MANIFEST_NAME, WeightStore
@@ -62,19 +63,21 @@ def load_model(
     text_model: str | Path | None = None,
     device: str | None = None,
     precision: Precision = "auto",
+    preprocess: PreprocessMode = DEFAULT_PREPROCESS,
     allow_untrained: bool = False,
     store: WeightStore | None = None,
 ) -> LoadedModel:
     """Load a SurgVLP-family model once, verifying every recorded hash on the way.
 
     ``checkpoint`` is a variant fetched into the weights folder (``surgvlp``, ``hecvl``, ``peskavlp``), a checkpoint
-    file or a weights folder. An untrained checkpoint is recognised wherever the file was copied, and is refused
-    unless the caller allowed untrained models.
+    file or a weights folder. ``preprocess`` is ``"pil"`` (upstream's pixels exactly) or ``"tensor"`` (faster,
+    not identical; see :mod:`surgvlp.network.preprocess`). An untrained checkpoint is recognised wherever the
+    file was copied, and is refused unless the caller allowed untrained models.
     """
     store, name = _store_and_name(checkpoint, store)
     entry = store.resolve(name)
     if entry.untrained:
         require_untrained_allowed(f"checkpoint {entry.path}", allow_untrained)
     text_dir = Path(text_model).expanduser() if text_model else store.text_model_dir_for(entry)
-    encoder = SurgVLPEncoder.from_files(entry.path, text_dir, device=device, precision=precision)
+    encoder = SurgVLPEncoder.from_files(entry.path, text_dir, device=device, precision=precision, preprocess=preprocess)
     return LoadedModel(encoder, entry.name, entry.path, entry.sha256, entry.untrained, text_dir, folder_id(text_dir))
