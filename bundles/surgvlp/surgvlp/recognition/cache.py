@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,11 +34,15 @@ def default_cache_dir() -> Path:
 
 
 def _limit_bytes() -> int:
-    value = os.environ.get(CACHE_LIMIT_ENV, str(DEFAULT_LIMIT_MB))
+    """The size limit from the environment: a finite number of megabytes, 0 or more (0 keeps nothing)."""
+    value = os.environ.get(CACHE_LIMIT_ENV) or str(DEFAULT_LIMIT_MB)  # empty means unset, as for the folder
     try:
-        return int(float(value) * 1024 * 1024)
+        megabytes = float(value)
     except ValueError:
-        raise SurgVLPError(f"{CACHE_LIMIT_ENV}={value!r} is not a number of megabytes") from None
+        megabytes = math.nan
+    if not (math.isfinite(megabytes) and megabytes >= 0):
+        raise SurgVLPError(f"{CACHE_LIMIT_ENV}={value!r}: expected a number of megabytes, 0 or more")
+    return int(megabytes * 1024 * 1024)
 
 
 def _digest(parts: dict[str, object]) -> str:
