@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import surgvlp
-from surgvlp.network.encoder import EncodedFrames
+from surgvlp.network.encoded import EncodedFrames
 from surgvlp.network.untrained import write_untrained_model
 from surgvlp.recognition.pipeline import frames_key
 from surgvlp.weights import WeightStore

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from surgvlp.network.encoder import EncodedFrames, SurgVLPEncoder
+from surgvlp.network.encoded import EncodedFrames
+from surgvlp.network.encoder import SurgVLPEncoder
 from surgvlp.network.loading import load_model
 from surgvlp.recognition.cache import EmbeddingCache, FramesKey, PromptsKey
 from surgvlp.recognition.pipeline import embed, frames_key, prompts_key
@@ -246,7 +247,7 @@ def test_two_processes_embedding_one_video_encode_it_once(sample_case, loaded, t
 CHURNER = """
 import sys
 import numpy as np
-from surgvlp.network.encoder import EncodedFrames
+from surgvlp.network.encoded import EncodedFrames
 from surgvlp.recognition.cache import EmbeddingCache, FramesKey
 cache = EmbeddingCache(sys.argv[1], limit_bytes=int(sys.argv[2]))
 rng = np.random.default_rng(int(sys.argv[3]))

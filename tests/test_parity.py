@@ -24,7 +24,8 @@ from surgvlp.cli import build_parser
 from surgvlp.cli.options import load_model_from_args
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.checkpoint import load_network
-from surgvlp.network.encoder import EncodedFrames, SurgVLPEncoder
+from surgvlp.network.encoded import EncodedFrames
+from surgvlp.network.encoder import SurgVLPEncoder
 from surgvlp.network.preprocess import PREPROCESS_MODES, crop_frame, to_model_input
 from surgvlp.network.text import PromptTokenizer
 from surgvlp.network.loading import load_model

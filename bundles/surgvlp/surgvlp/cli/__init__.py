@@ -7,18 +7,29 @@ module imports heavy libraries (torch, av) only inside its handler so that ``sur
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
+import os
 import sys
-import threading
+from typing import NoReturn
 
 from surgvlp.errors import SurgVLPError
 
 SUBCOMMAND_MODULES = ("sample_data", "embed", "recognise", "evaluate", "adapt", "cache", "weights", "bundle", "export")
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage errors as one line with exit status 2, like every other error of the command.
+
+    argparse's own ``error`` prints the whole usage first; a script that reads stderr (or a person) gets
+    the one line that matters, and ``--help`` is named in it. Subcommand parsers inherit this class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="surgvlp",
         description="Zero-shot surgical video understanding with SurgVLP, HecVL and PeskaVLP.",
     )
@@ -28,26 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _preload_model_code() -> None:
-    """Import torch, torchvision and transformers in the background while the command checks its inputs.
-
-    Those imports are most of a model command's start-up; run beside the input checks, the source scan and
-    the checkpoint hash, they cost less wall time. A failing import is left for the command to report.
-    """
-
-    def load() -> None:
-        with contextlib.suppress(Exception):
-            importlib.import_module("surgvlp.network.encoder")
-
-    threading.Thread(target=load, name="surgvlp-preload", daemon=True).start()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "loads_model", False):
-        _preload_model_code()
     try:
-        return args.handler(args) or 0
+        status = args.handler(args) or 0
+        sys.stdout.flush()  # a closed pipe raises here, where it is caught, not at interpreter exit
+        return status
+    except BrokenPipeError:  # `surgvlp evaluate ... | head`: the reader has all it wanted
+        # As the Python documentation advises (signal module, "Note on SIGPIPE"): point stdout at devnull so
+        # that the interpreter's final flush does not raise again, and end quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except SurgVLPError as error:
         print(f"surgvlp {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from surgvlp.cli.options import add_model_options, load_model_from_args
+from surgvlp.cli import arguments
+from surgvlp.cli.options import add_fps_option, add_model_options, load_model_from_args
+from surgvlp.cli.preflight import preflight, preload_model_code, prompt_set_file
 from surgvlp.errors import SurgVLPError
 from surgvlp.progress import progress_bar
 
@@ -21,26 +23,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--video", type=Path, nargs="+", required=True, help="labelled videos (any frame source)")
     parser.add_argument("--truth", type=Path, nargs="+", required=True, help="one label file per video, in the same order")
     parser.add_argument("--prompt-set", default="cholec80", help="phase prompt set the labels use (default: cholec80)")
-    parser.add_argument("--fps", type=float, default=1.0, help="frames per second to sample (default: 1)")
-    parser.add_argument("--epochs", type=int, default=300, help="full-batch training steps (default: 300)")
+    add_fps_option(parser, "frames per second to sample")
+    parser.add_argument(
+        "--epochs", type=arguments.count(minimum=1, maximum=arguments.MAX_EPOCHS), default=300,
+        help="full-batch training steps, at least 1 (default: 300)",
+    )
     parser.add_argument("--out", type=Path, help="adapter file (default: adapters/ in the weights folder)")
     add_model_options(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> None:
-    from surgvlp import PhaseAdapter, embed, load_prompt_set, open_source
-    from surgvlp.recognition.evaluation import align, read_truth
-    from surgvlp.weights import default_weights_dir
-
     if len(args.video) != len(args.truth):
         raise SurgVLPError(f"{len(args.video)} videos but {len(args.truth)} label files: give one --truth per --video")
+    preflight(args, {"--out": args.out},
+              {"--video": args.video, "--truth": args.truth, "--prompt-set": prompt_set_file(args.prompt_set)})
+    from surgvlp.recognition.evaluation import align, read_truth
+    from surgvlp.recognition.prompts import load_prompt_set
+    from surgvlp.sources import open_source
+
     prompt_set = load_prompt_set(args.prompt_set)
     truths = [read_truth(path, prompt_set.class_names) for path in args.truth]
+    sources = [open_source(video, fps=args.fps) for video in args.video]  # every video is readable before training
+    preload_model_code()
+    from surgvlp.recognition.adapter import PhaseAdapter
+    from surgvlp.recognition.pipeline import embed
+    from surgvlp.weights import default_weights_dir
+
     model = load_model_from_args(args)
     features, labels = [], []
-    for video, truth in zip(args.video, truths):
-        source = open_source(video, fps=args.fps)
+    for video, source, truth in zip(args.video, sources, truths):
         bar, progress = progress_bar(len(source), video.name)
         with bar:
             embedded = embed(model, source, prompt_set, batch_size=args.batch_size, progress=progress)

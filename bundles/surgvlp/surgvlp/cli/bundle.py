@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from surgvlp.cli.options import add_allow_untrained_option
+from surgvlp.cli.preflight import bundle_folder, require_inputs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,15 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    bundle = bundle_folder(args.bundle)
+    meta_file = bundle / "configs" / "metadata.json"
+    require_inputs({"metadata": meta_file, "--config": bundle / args.config})
     from monai.bundle import verify_net_in_out
 
-    from surgvlp.bundle.convert import bundle_root
     from surgvlp.errors import SurgVLPError
     from surgvlp.bundle.metadata_check import check_metadata
     from surgvlp.weights import WeightStore
 
-    bundle = (args.bundle or bundle_root()).resolve()
-    meta_file = bundle / "configs" / "metadata.json"
     metadata = check_metadata(meta_file)
     print(f"ok      metadata: version {metadata['version']}, every model zoo field present")
     failures = [message for _, ok, message in WeightStore(bundle / "models").verify() if not ok]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from surgvlp.cli.options import add_decode_workers_option, add_model_options, load_model_from_args
+from surgvlp.cli.options import add_decode_workers_option, add_fps_option, add_model_options, load_model_from_args
+from surgvlp.cli.preflight import preflight, preload_model_code
 from surgvlp.errors import SurgVLPError
 from surgvlp.progress import progress_bar
 
@@ -22,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--frames", type=Path, help="folder of .png/.jpg frames, taken in natural order of their names")
     source.add_argument("--video", type=Path, help="video file, DICOM video or multi-frame DICOM, or a DICOM series folder")
-    parser.add_argument("--fps", type=float, default=1.0, help="frames per second sampled from --video (default: 1)")
+    add_fps_option(parser, "frames per second sampled from --video")
     add_decode_workers_option(parser)
     parser.add_argument("--prompts", type=Path, help="text file with one prompt per line, kept verbatim")
     parser.add_argument("--out", type=Path, required=True, help="output .npz file")
@@ -47,6 +48,7 @@ def read_prompt_lines(path: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> None:
+    preflight(args, {"--out": args.out}, {"--frames": args.frames, "--video": args.video, "--prompts": args.prompts})
     import numpy as np
 
     from surgvlp import open_source
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> None:
 
     prompts = read_prompt_lines(args.prompts) if args.prompts else []
     source = open_source(args.frames, fps=None) if args.frames is not None else open_source(args.video, fps=args.fps)
+    preload_model_code()
     model = load_model_from_args(args)
     bar, progress = progress_bar(len(source), args.command)
     with bar:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from surgvlp.cli.options import add_allow_untrained_option
+from surgvlp.cli.preflight import bundle_folder, preflight
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,11 +29,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_onnx(args: argparse.Namespace) -> int:
-    from surgvlp.bundle.convert import bundle_root
+    from surgvlp.weights import WeightStore
+
+    models = WeightStore(bundle_folder(args.bundle) / "models")
+    recorded = [path for path in [*(entry.path for entry in models.entries()), models.manifest_path] if path.exists()]
+    preflight(args, {"--out": args.out}, {"model file": recorded})
     from surgvlp.bundle.export import LOGIT_TOLERANCE, export_onnx, onnx_difference
     from surgvlp.network.phase_network import open_phase_network
 
-    loaded = open_phase_network((args.bundle or bundle_root()) / "models", args.checkpoint, args.allow_untrained)
+    loaded = open_phase_network(models.root, args.checkpoint, args.allow_untrained)
     export_onnx(loaded, args.out, opset=args.opset)
     note = " (untrained weights: the file's metadata says so)" if loaded.checkpoint.untrained else ""
     print(f"wrote {args.out}: {len(loaded.prompts.prompt_set.classes)} phases of {loaded.prompts.prompt_set.name}{note}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from surgvlp.cli import arguments
 from surgvlp.errors import SurgVLPError
 from surgvlp.weights.store import GENERATED_SOURCE, WEIGHTS_DIR_ENV, WeightEntry, WeightStore
 from surgvlp.weights.variants import TEXT_MODEL_REPO, TEXT_MODEL_URL_ENV, VARIANTS
@@ -38,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"base URL of the {TEXT_MODEL_REPO} files (default: ${TEXT_MODEL_URL_ENV}, else the Hugging Face hub)",
     )
     fetch.add_argument("--force", action="store_true", help="download again even files that are present and intact")
-    fetch.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server (default: 60)")
+    fetch.add_argument("--timeout", type=arguments.number(above=0, maximum=3600), default=60.0, help="seconds to wait for the server (default: 60)")
     fetch.set_defaults(handler=_fetch)
 
     imports = actions.add_parser(
@@ -62,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write a random-weight model in the official layout, for demos and tests (outputs say untrained)",
     )
     untrained.add_argument("--size", choices=("tiny", "full"), default="tiny", help="tiny: small BERT, loads instantly; full: Bio_ClinicalBERT's shape, for speed figures (default: tiny)")
-    untrained.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    untrained.add_argument("--seed", type=arguments.seed, default=0, help="random seed (default: 0)")
     untrained.set_defaults(handler=_init_untrained)
 
     convert = actions.add_parser(

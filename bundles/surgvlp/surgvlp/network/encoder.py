@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -19,6 +18,7 @@ import torch
 
 from surgvlp.background import iterate_in_background
 from surgvlp.network.checkpoint import load_network
+from surgvlp.network.encoded import EncodedFrames
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.model import SurgVLP
 from surgvlp.network.preprocess import (
@@ -71,13 +71,6 @@ def _batched(
             batch = []
     if batch:
         yield prepare(batch)
-
-
-@dataclass(frozen=True)
-class EncodedFrames:
-    embeddings: np.ndarray  # (N, 768) float32, not normalised
-    times: np.ndarray  # (N,) seconds from the start of the source
-    indices: np.ndarray  # (N,) frame index in the source
 
 
 class SurgVLPEncoder:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from surgvlp.errors import SurgVLPError
-from surgvlp.network.encoder import Precision, SurgVLPEncoder
-from surgvlp.network.preprocess import DEFAULT_PREPROCESS, PreprocessMode
 from surgvlp.network.untrained import require_untrained_allowed
 from surgvlp.sources.identity import folder_id
 from surgvlp.weights import MANIFEST_NAME, WeightStore
+
+if TYPE_CHECKING:
+    from surgvlp.network.encoder import Precision, SurgVLPEncoder
+    from surgvlp.network.preprocess import PreprocessMode
 
 FOLDER_CHECKPOINT = "model"
 """The checkpoint a weights folder stands for when it holds several: the bundle's converted ``model.pt``."""
@@ -63,7 +66,7 @@ def load_model(
     text_model: str | Path | None = None,
     device: str | None = None,
     precision: Precision = "auto",
-    preprocess: PreprocessMode = DEFAULT_PREPROCESS,
+    preprocess: PreprocessMode = "pil",
     allow_untrained: bool = False,
     store: WeightStore | None = None,
 ) -> LoadedModel:
@@ -79,5 +82,7 @@ def load_model(
     if entry.untrained:
         require_untrained_allowed(f"checkpoint {entry.path}", allow_untrained)
     text_dir = Path(text_model).expanduser() if text_model else store.text_model_dir_for(entry)
+    from surgvlp.network.encoder import SurgVLPEncoder  # torch: after the cheap checks and the hashing above
+
     encoder = SurgVLPEncoder.from_files(entry.path, text_dir, device=device, precision=precision, preprocess=preprocess)
     return LoadedModel(encoder, entry.name, entry.path, entry.sha256, entry.untrained, text_dir, folder_id(text_dir))

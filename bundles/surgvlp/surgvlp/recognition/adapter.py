@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from surgvlp.atomic import atomic_write
 from surgvlp.errors import SurgVLPError
@@ -49,6 +48,8 @@ class PhaseAdapter:
         Videos are weighted equally and classes by inverse frequency, so a long phase in one video does
         not drown the short ones the clinician corrected.
         """
+        import torch  # only training needs it: reading an adapter and scoring with it stay light
+
         features = torch.from_numpy(np.concatenate([unit_rows(embeddings, np.float32) for embeddings in frame_embeddings]))
         targets = torch.from_numpy(np.concatenate(labels).astype(np.int64))
         if len(features) == 0:

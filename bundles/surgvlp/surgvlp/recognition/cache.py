@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -34,7 +35,7 @@ import numpy as np
 
 from surgvlp.atomic import UnwritableOutput, atomic_write
 from surgvlp.errors import SurgVLPError
-from surgvlp.network.encoder import EncodedFrames
+from surgvlp.network.encoded import EncodedFrames
 
 try:
     import fcntl
@@ -58,11 +59,15 @@ def default_cache_dir() -> Path:
 
 
 def _limit_bytes() -> int:
-    value = os.environ.get(CACHE_LIMIT_ENV, str(DEFAULT_LIMIT_MB))
+    """The size limit from the environment: a finite number of megabytes, 0 or more (0 keeps nothing)."""
+    value = os.environ.get(CACHE_LIMIT_ENV) or str(DEFAULT_LIMIT_MB)  # empty means unset, as for the folder
     try:
-        return int(float(value) * 1024 * 1024)
+        megabytes = float(value)
     except ValueError:
-        raise SurgVLPError(f"{CACHE_LIMIT_ENV}={value!r} is not a number of megabytes") from None
+        megabytes = math.nan
+    if not (math.isfinite(megabytes) and megabytes >= 0):
+        raise SurgVLPError(f"{CACHE_LIMIT_ENV}={value!r}: expected a number of megabytes, 0 or more")
+    return int(megabytes * 1024 * 1024)
 
 
 @dataclass(frozen=True)

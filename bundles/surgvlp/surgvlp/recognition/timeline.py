@@ -270,8 +270,25 @@ def _draw_band(axes, timeline: Timeline, colours: list) -> None:
     axes.set_ylabel("present")
 
 
-def write_plot(timeline: Timeline, path: Path) -> None:
-    """PNG: the decoded phases (or tool presences) as a coloured band above the per-class score curves."""
+PLOT_FORMATS = ("png", "pdf", "svg")
+
+
+def plot_format(path: Path) -> str:
+    """The format a plot's file name asks for; anything else is refused before the work that the plot ends."""
+    suffix = Path(path).suffix.lower().removeprefix(".")
+    if suffix not in PLOT_FORMATS:
+        endings = ", ".join(f".{name}" for name in PLOT_FORMATS)
+        raise SurgVLPError(f"{path}: a plot file's name must end in one of {endings}, which sets its format")
+    return suffix
+
+
+def write_plot(timeline: Timeline, path: Path, format: str | None = None) -> None:
+    """The decoded phases (or tool presences) as a coloured band above the per-class score curves.
+
+    ``format`` (one of :data:`PLOT_FORMATS`) defaults to the one ``path``'s ending asks for; give it when
+    ``path`` is a temporary file whose name does not say.
+    """
+    format = format or plot_format(path)
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter, MultipleLocator
@@ -301,4 +318,4 @@ def write_plot(timeline: Timeline, path: Path) -> None:
     if timeline.untrained:
         band.set_title("UNTRAINED MODEL: not a real prediction", loc="right", fontsize=10, color="red")
     with atomic_write(path, "wb") as stream:
-        figure.savefig(stream, format="png")
+        figure.savefig(stream, format=format)

@@ -19,7 +19,7 @@ import numpy as np
 
 from surgvlp.errors import SurgVLPError
 from surgvlp.background import iterate_in_background
-from surgvlp.sources.sampling import select_frames
+from surgvlp.sources.sampling import sampling_rate, select_frames
 
 
 @dataclass(frozen=True)
@@ -66,16 +66,16 @@ class FrameSource(abc.ABC):
         self.native_fps = float(native_fps) if native_fps else _rate_from_times(times)
         self.frame_size = frame_size
         self.duration = float(times[-1]) + 1.0 / self.native_fps
-        self.fps = None if fps is None else float(fps)
+        self.fps = sampling_rate(fps, self.native_fps)
         self.start = 0.0 if start is None else float(start)
         self.end = self.duration if end is None else min(float(end), self.duration)
-        if self.start < 0 or self.start >= self.duration:
+        if not 0 <= self.start < self.duration:  # written so that NaN is refused too
             raise SurgVLPError(f"{self.name}: start {self.start:g} s is outside the source (duration {self.duration:.3f} s)")
-        if self.end <= self.start:
+        if not self.end > self.start:
             raise SurgVLPError(f"{self.name}: end {self.end:g} s must be after start {self.start:g} s")
         self._times = times
         self._indices = indices
-        self._selected = select_frames(times, self.native_fps, fps, self.start, self.end)
+        self._selected = select_frames(times, self.native_fps, self.fps, self.start, self.end)
         if len(self._selected) == 0:
             raise SurgVLPError(f"{self.name}: no frames between {self.start:g} s and {self.end:g} s")
 
