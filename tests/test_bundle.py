@@ -45,6 +45,7 @@ from surgvlp.weights.variants import TEXT_MODEL_URL
 pytestmark = [
     pytest.mark.filterwarnings("ignore:parsing config_file:UserWarning"),
     pytest.mark.filterwarnings("ignore:No hash value provided:UserWarning"),  # MONAI on files the tests lay out
+    pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning"),  # ckpt_export is TorchScript's, deprecated
 ]
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,9 @@ def verify_export(bundle: Path, config: Path) -> None:
     """MONAI's ``ckpt_export``: ``model.pt`` loads strictly into ``network_def``, which TorchScript compiles."""
     from monai.bundle import ckpt_export
 
-    with tempfile.TemporaryDirectory(prefix="surgvlp-verify-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="surgvlp-verify-") as scratch, warnings.catch_warnings():
+        # ckpt_export is TorchScript's, which announces its deprecation on every call; the check is the zoo's as it is.
+        warnings.filterwarnings("ignore", message="`torch.jit", category=FutureWarning)
         _monai_check(
             f"models/{CHECKPOINT_FILE} does not export through {NET_ID}",
             lambda: ckpt_export(
