@@ -33,10 +33,10 @@ import torch
 
 from monai.bundle import run as run_bundle
 
+import surgvlp
 from surgvlp.bundle.convert import convert_checkpoint
 from surgvlp.bundle.inference import INDEX_NAME
 from surgvlp.network.encoder import pick_device
-from surgvlp.network.loading import load_encoder
 from surgvlp.network.untrained import write_untrained_model
 from surgvlp.weights import WeightStore
 
@@ -81,7 +81,7 @@ def scratch_bundle(folder: Path, size: str) -> Path:
 
 
 def encoder_frames_per_second(bundle: Path, device: str, precision: str, frames: int, batch_size: int) -> float:
-    loaded = load_encoder("model", allow_untrained=True, device=device, precision=precision, store=WeightStore(bundle / "models"))
+    loaded = surgvlp.load_model("model", allow_untrained=True, device=device, precision=precision, store=WeightStore(bundle / "models"))
     batch = torch.randn(batch_size, 3, 224, 224)
     loaded.encoder.encode_images(batch)  # warm-up: allocator, kernels, cuDNN autotuning
     batches = max(1, frames // batch_size)

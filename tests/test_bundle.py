@@ -157,9 +157,9 @@ def test_model_pt_is_the_state_dict_of_network_def(bundle, tiny_model):
 
 def test_model_pt_still_loads_as_an_encoder_checkpoint(bundle):
     """Read as an official-layout checkpoint (``surgvlp phases --checkpoint``), model.pt gives the same encoders."""
-    from surgvlp.network.loading import load_encoder
+    from surgvlp.network.loading import load_model
 
-    loaded = load_encoder("model", allow_untrained=True, device="cpu", store=WeightStore(bundle / "models"))
+    loaded = load_model(bundle / "models", allow_untrained=True, device="cpu")  # a weights folder stands for its model.pt
     images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
         np.testing.assert_allclose(loaded.encoder.encode_images(images).numpy(), _loaded_network(bundle).encode_image(images).numpy(), atol=1e-5)
@@ -519,7 +519,7 @@ def test_onnx_export_matches_pytorch(bundle, tmp_path, capsys):
     assert _cli(export_cli, ["export", "onnx", "--out", str(out), "--bundle", str(bundle), "--allow-untrained"]) == 0
     assert "ok: ONNX Runtime vs PyTorch" in capsys.readouterr().out
     properties = {prop.key: prop.value for prop in onnx.load(str(out), load_external_data=False).metadata_props}
-    assert properties["surgvlp.network.untrained"] == "true"
+    assert properties["surgvlp.untrained"] == "true"
     assert json.loads(properties["surgvlp.classes"])[0] == "Preparation"
     images = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(1))  # another batch size
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from surgvlp.network.checkpoint import load_model
+from surgvlp.network.checkpoint import load_network
 from surgvlp.cli import main
 from surgvlp.errors import SurgVLPError
-from surgvlp.network.loading import load_encoder
+from surgvlp.network.loading import load_model
 from surgvlp.network.untrained import ModelFiles
 from surgvlp.weights import (
     MANIFEST_NAME,
@@ -387,7 +387,7 @@ def test_fetched_untrained_model_loads_through_the_real_loader(
     archive = write_zip(tmp_path / "surgvlp.zip", {"SurgVLP/surgvlp.pth": tiny_model.checkpoint})
     site.serve("/surgvlp.zip", archive)
     fetch("surgvlp", site.url("/surgvlp.zip"), serve_text_model(site, tiny_model.text_model_dir), store=store)
-    model, tokenizer = load_model(store.resolve("surgvlp").path, store.text_model_dir())
+    model, tokenizer = load_network(store.resolve("surgvlp").path, store.text_model_dir())
     assert model.encode_text(**tokenizer(["I use hook to dissect it"])).shape == (1, 768)
 
 
@@ -434,8 +434,8 @@ def test_a_recorded_untrained_model_loads_with_its_own_text_model(store: WeightS
     entry = store.resolve("untrained")
     assert store.text_model_dir_for(entry) == tiny_model.text_model_dir
     with pytest.raises(SurgVLPError, match="untrained"):
-        load_encoder("untrained", store=store)
-    loaded = load_encoder("untrained", store=store, allow_untrained=True, device="cpu")
+        load_model("untrained", store=store)
+    loaded = load_model("untrained", store=store, allow_untrained=True, device="cpu")
     assert (loaded.name, loaded.sha256, loaded.untrained) == ("untrained", sha256_file(tiny_model.checkpoint), True)
 
 

@@ -27,7 +27,7 @@ import torch
 from surgvlp.atomic import atomic_path
 from surgvlp.errors import SurgVLPError
 from surgvlp.folders import BUNDLE_MARKER, bundle_dir
-from surgvlp.network.checkpoint import load_model
+from surgvlp.network.checkpoint import load_network
 from surgvlp.network.encoder import SurgVLPEncoder
 from surgvlp.network.phase_network import (
     BUNDLE_CHECKPOINT,
@@ -106,7 +106,7 @@ def convert_checkpoint(
         if is_checkpoint_archive(checkpoint):
             checkpoint = Path(staging) / "checkpoint.pth"
             extract_checkpoint(entry.path, checkpoint)
-        model, tokenizer = load_model(checkpoint, text_dir)
+        model, tokenizer = load_network(checkpoint, text_dir)
         prompt_embeddings = SurgVLPEncoder(model, tokenizer, device="cpu").encode_prompts(phases.all_prompts())
         head = torch.from_numpy(phases.class_embeddings(prompt_embeddings)).float()
         network = build_network(text_dir, len(phases.classes))

@@ -6,7 +6,7 @@ those: a classifier for the prompt set converted into ``model.pt``, with no text
 The export uses PyTorch's TorchScript-based exporter (``dynamo=False``): it needs only the ``onnx`` package,
 where the newer exporter would also need ``onnxscript``, and a ResNet-50 with a matrix-product head has
 nothing it cannot trace. The file records where it came from in its metadata (``surgvlp.*`` keys), including
-``surgvlp.network.untrained``, so a file made from random weights is never mistaken for a real model.
+``surgvlp.untrained``, so a file made from random weights is never mistaken for a real model.
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ def export_onnx(loaded: LoadedBundleNetwork, out: Path, opset: int = ONNX_OPSET)
 def _provenance(loaded: LoadedBundleNetwork) -> dict[str, str]:
     checkpoint = loaded.checkpoint
     return {
-        "surgvlp.network.untrained": json.dumps(checkpoint.untrained),
-        "surgvlp.network.checkpoint": checkpoint.name,
+        "surgvlp.untrained": json.dumps(checkpoint.untrained),
+        "surgvlp.checkpoint": checkpoint.name,
         "surgvlp.checkpoint_sha256": checkpoint.sha256,
         "surgvlp.prompt_set": loaded.prompt_set.name,
         "surgvlp.classes": json.dumps(loaded.prompt_set.class_names),

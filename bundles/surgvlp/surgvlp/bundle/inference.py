@@ -34,7 +34,6 @@ import torch.distributed as dist
 from monai.engines.utils import PrepareBatch
 from monai.inferers import Inferer
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from surgvlp.atomic import atomic_write
 from surgvlp.errors import SurgVLPError
@@ -44,17 +43,19 @@ from surgvlp.network.phase_network import ZeroShotNetwork, stored_prompt_set, te
 from surgvlp.network.text import PromptTokenizer
 from surgvlp.recognition.cache import EmbeddingCache
 from surgvlp.recognition.decoding import DecoderSettings
-from surgvlp.recognition.pipeline import embed, phase_timeline, tool_timeline
+from surgvlp.progress import progress_bar
+from surgvlp.recognition.pipeline import Embeddings, embed, phase_timeline, tool_timeline
 from surgvlp.recognition.prompts import load_prompt_set
 from surgvlp.recognition.timeline import Timeline, write_csv, write_json
 from surgvlp.sources import open_source
+from surgvlp.sources.identity import folder_id
 from surgvlp.sources.sniff import natural_key, sniff
 from surgvlp.weights import WeightEntry
 
 logger = logging.getLogger(__name__)
 
 INDEX_NAME = "index.json"
-INDEX_SCHEMA = "surgvlp.bundle.inference-index/1"
+INDEX_SCHEMA = "surgvlp.bundle-index/1"
 TIMELINE_SUFFIXES = {"phase": "phases", "tool": "tools"}
 VIDEO_KEY = "video"
 VIDEO_KINDS = ("video", "dicom")
@@ -229,15 +230,14 @@ class TimelineInferer(Inferer):
         pick_device(None if self.device is None else str(self.device))
         self.recognition = load_prompt_set(self.prompt_set)
         self.head_matches = self.recognition == stored_prompt_set(self.weights_dir)
-        self.tokenizer = PromptTokenizer(text_model_dir(self.weights_dir))
+        self.text_model = text_model_dir(self.weights_dir)
+        self.tokenizer = PromptTokenizer(self.text_model)
         self.cache = EmbeddingCache(Path(self.cache_dir) if self.cache_dir else None)
         if self.recognition.task == "phase":
-            settings = DecoderSettings(method=self.decoder, min_duration=float(self.min_segment))
-            self.recognise: Callable = partial(phase_timeline, prompt_set=self.recognition, settings=settings)
+            settings = DecoderSettings(method=self.decoder, min_segment=float(self.min_segment))
+            self.recognise: Callable[[Embeddings], Timeline] = partial(phase_timeline, settings=settings)
         else:
-            self.recognise = partial(
-                tool_timeline, prompt_set=self.recognition, threshold=float(self.threshold), min_duration=float(self.min_segment)
-            )
+            self.recognise = partial(tool_timeline, threshold=float(self.threshold), min_segment=float(self.min_segment))
 
     def model(self, network: ZeroShotNetwork) -> LoadedModel:
         """``network`` as the recognition pipeline takes a model, with the provenance of ``model.pt``."""
@@ -245,12 +245,20 @@ class TimelineInferer(Inferer):
             device = next(network.parameters()).device
             encoder = SurgVLPEncoder(network, self.tokenizer, device=device, precision=self.precision)  # type: ignore[arg-type]
             entry = self.checkpoint
-            self._loaded = {id(network): LoadedModel(encoder, entry.name, entry.path, entry.sha256, entry.untrained)}
+            self._loaded = {
+                id(network): LoadedModel(encoder, entry.name, entry.path, entry.sha256, entry.untrained, self.text_model, folder_id(self.text_model))
+            }
         return self._loaded[id(network)]
 
     def describe(self) -> dict[str, Any]:
         entry = self.checkpoint
-        return {"variant": entry.name, "checkpoint": str(entry.path), "checkpoint_sha256": entry.sha256, "untrained": entry.untrained}
+        return {
+            "variant": entry.name,
+            "checkpoint": str(entry.path),
+            "checkpoint_sha256": entry.sha256,
+            "text_model_id": folder_id(self.text_model),
+            "untrained": entry.untrained,
+        }
 
     def __call__(self, inputs: Path, network: Callable, *args: Any, **kwargs: Any) -> dict[str, Any]:
         if not isinstance(network, ZeroShotNetwork):
@@ -258,14 +266,15 @@ class TimelineInferer(Inferer):
         loaded = self.model(network)
         try:
             source = open_source(inputs, fps=float(self.fps))
-            with tqdm(total=len(source), unit="frame", desc=inputs.name, disable=None) as progress:
+            bar, progress = progress_bar(len(source), inputs.name)
+            with bar:
                 embeddings = embed(
-                    loaded, source, self.recognition, self.cache,
-                    batch_size=int(self.batch_size), on_batch=progress.update, decode_workers=int(self.decode_workers),
+                    loaded, source, self.recognition, cache=self.cache,
+                    batch_size=int(self.batch_size), decode_workers=int(self.decode_workers), progress=progress,
                 )
             if self.head_matches:
                 embeddings = replace(embeddings, classes=network.class_embeddings.detach().float().cpu().numpy())
-            timeline = self.recognise(loaded, source, embeddings=embeddings)
+            timeline = self.recognise(embeddings)
         except SurgVLPError as error:
             return {VIDEO_KEY: inputs, "timeline": None, "error": str(error)}
         return {VIDEO_KEY: inputs, "timeline": timeline, "error": None}

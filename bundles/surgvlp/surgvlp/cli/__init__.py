@@ -7,8 +7,10 @@ module imports heavy libraries (torch, av) only inside its handler so that ``sur
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
+import threading
 
 from surgvlp.errors import SurgVLPError
 
@@ -26,8 +28,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _preload_model_code() -> None:
+    """Import torch, torchvision and transformers in the background while the command checks its inputs.
+
+    Those imports are most of a model command's start-up; run beside the input checks, the source scan and
+    the checkpoint hash, they cost less wall time. A failing import is left for the command to report.
+    """
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module("surgvlp.network.encoder")
+
+    threading.Thread(target=load, name="surgvlp-preload", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "loads_model", False):
+        _preload_model_code()
     try:
         return args.handler(args) or 0
     except SurgVLPError as error:

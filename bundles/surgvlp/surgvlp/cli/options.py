@@ -18,8 +18,15 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--text-model", type=Path, help="Bio_ClinicalBERT folder (default: the one in the weights folder)")
     model.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     model.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto", help="autocast on CUDA (default: bf16 where supported); the CPU always uses fp32")
+    model.add_argument(
+        "--preprocess",
+        choices=("pil", "tensor"),  # surgvlp.network.preprocess.PREPROCESS_MODES, without importing torch
+        default="pil",
+        help="pil: resize frames exactly as upstream (default); tensor: faster, differs by one grey level on some pixels",
+    )
     model.add_argument("--batch-size", type=int, default=64, help="frames per forward pass (default: 64)")
     add_allow_untrained_option(model, "run a model with random weights (for demos and tests; outputs are marked untrained)")
+    parser.set_defaults(loads_model=True)
 
 
 def add_allow_untrained_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, purpose: str) -> None:
@@ -54,8 +61,14 @@ def open_input(args: argparse.Namespace):
 
 
 def load_model_from_args(args: argparse.Namespace):
-    from surgvlp.network.loading import load_encoder
+    from surgvlp import load_model
 
-    return load_encoder(
-        args.checkpoint, args.text_model, allow_untrained=args.allow_untrained, device=args.device, precision=args.precision
+    return load_model(
+        args.checkpoint,
+        text_model=args.text_model,
+        allow_untrained=args.allow_untrained,
+        device=args.device,
+        precision=args.precision,
+        preprocess=args.preprocess,
     )
+

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from surgvlp.cli.options import add_model_options, add_source_options, load_model_from_args, open_input
+from surgvlp.progress import progress_bar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,20 +45,16 @@ def _add_outputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="ignore and do not fill the embedding cache")
 
 
-def _embed(args: argparse.Namespace, prompt_set):
-    from tqdm import tqdm
-
-    from surgvlp.recognition.cache import EmbeddingCache
-    from surgvlp.recognition.pipeline import embed
-
+def _recognise(args: argparse.Namespace, recognise, **settings):
+    """Open the input, load the model and run ``recognise`` with this command's options and a progress bar."""
     source = open_input(args)
-    loaded = load_model_from_args(args)
-    cache = None if args.no_cache else EmbeddingCache()
-    with tqdm(total=len(source), unit="frame", desc=args.command, disable=None) as progress:
-        embeddings = embed(
-            loaded, source, prompt_set, cache, batch_size=args.batch_size, on_batch=progress.update, decode_workers=args.decode_workers
+    model = load_model_from_args(args)
+    bar, progress = progress_bar(len(source), args.command)
+    with bar:
+        return recognise(
+            model, source, args.prompt_set, cache=not args.no_cache, batch_size=args.batch_size,
+            decode_workers=args.decode_workers, progress=progress, **settings,
         )
-    return loaded, source, embeddings
 
 
 def _write(args: argparse.Namespace, timeline) -> None:
@@ -71,26 +68,19 @@ def _write(args: argparse.Namespace, timeline) -> None:
 
 
 def run_phases(args: argparse.Namespace) -> None:
-    from surgvlp.recognition.adapter import PhaseAdapter
-    from surgvlp.recognition.decoding import DecoderSettings
-    from surgvlp.recognition.prompts import load_prompt_set
-    from surgvlp.recognition.pipeline import phase_timeline
+    from surgvlp import PhaseAdapter, load_prompt_set, recognise_phases
     from surgvlp.recognition.timeline import write_plot
 
-    prompt_set = load_prompt_set(args.prompt_set)
-    settings = DecoderSettings(method=args.decoder, min_duration=args.min_segment)
-    loaded, source, embeddings = _embed(args, prompt_set)
-    adapter = PhaseAdapter.load(args.adapter, loaded.sha256) if args.adapter else None
-    timeline = phase_timeline(loaded, source, prompt_set, embeddings, settings, adapter)
+    args.prompt_set = load_prompt_set(args.prompt_set)
+    adapter = PhaseAdapter.load(args.adapter) if args.adapter else None
+    timeline = _recognise(args, recognise_phases, decoder=args.decoder, min_segment=args.min_segment, adapter=adapter)
     _write(args, timeline)
     if args.plot:
         write_plot(timeline, args.plot)
 
 
 def run_tools(args: argparse.Namespace) -> None:
-    from surgvlp.recognition.prompts import load_prompt_set
-    from surgvlp.recognition.pipeline import tool_timeline
+    from surgvlp import load_prompt_set, recognise_tools
 
-    prompt_set = load_prompt_set(args.prompt_set)
-    loaded, source, embeddings = _embed(args, prompt_set)
-    _write(args, tool_timeline(loaded, source, prompt_set, embeddings, args.threshold, args.min_segment))
+    args.prompt_set = load_prompt_set(args.prompt_set)
+    _write(args, _recognise(args, recognise_tools, threshold=args.threshold, min_segment=args.min_segment))

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from transformers.initialization import no_init_weights
 
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.model import SurgVLP
@@ -90,10 +91,13 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {key: value for key, value in state_dict.items() if key not in dropped}
 
 
-def load_model(checkpoint: Path, text_model_dir: Path) -> tuple[SurgVLP, PromptTokenizer]:
+def load_network(checkpoint: Path, text_model_dir: Path) -> tuple[SurgVLP, PromptTokenizer]:
     """Build the network from the text-model folder and load the checkpoint strictly, on the CPU."""
     tokenizer = PromptTokenizer(text_model_dir)
-    model = SurgVLP(load_text_config(text_model_dir), tokenizer.sep_token_id)
+    # Every parameter is overwritten by the strict load below, so drawing random initial values (a second of
+    # work for BERT-base and ResNet-50) would only delay the start.
+    with no_init_weights():
+        model = SurgVLP(load_text_config(text_model_dir), tokenizer.sep_token_id)
     state_dict = read_state_dict(checkpoint)
     expected = model.state_dict()
     missing = expected.keys() - state_dict.keys()

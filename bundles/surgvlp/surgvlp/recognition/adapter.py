@@ -15,10 +15,9 @@ import numpy as np
 import torch
 
 from surgvlp.atomic import atomic_write
-from surgvlp.recognition.decoding import PHASE_LOGIT_SCALE
 from surgvlp.errors import SurgVLPError
 from surgvlp.recognition.prompts import PromptSet
-from surgvlp.recognition.vectors import softmax, unit_rows
+from surgvlp.recognition.scoring import PHASE_LOGIT_SCALE, softmax, unit_rows
 
 ADAPTER_FORMAT = "surgvlp.phase-adapter/1"
 
