@@ -123,12 +123,14 @@ def site() -> Iterator[Site]:
 
 
 @pytest.fixture(autouse=True)
-def no_default_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point every default URL at a closed local port, so a test that forgets a URL fails instead of going out."""
+def no_default_downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Point every default URL at a closed local port, so a test that forgets a URL fails instead of going out;
+    the default weights folder is then the one in a throw-away user data folder."""
     for variant in VARIANTS.values():
         monkeypatch.setenv(variant.url_env, "http://127.0.0.1:9/not-served")
     monkeypatch.setenv(TEXT_MODEL_URL_ENV, "http://127.0.0.1:9/not-served")
     monkeypatch.delenv(WEIGHTS_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
 
 
 # -- files the server serves ----------------------------------------------------------------------------
@@ -392,10 +394,13 @@ def test_fetched_untrained_model_loads_through_the_real_loader(
 # -- the store ----------------------------------------------------------------------------------------
 
 
-def test_default_weights_dir_is_the_bundle_models_folder_unless_overridden(
+def test_default_weights_dir_is_in_the_user_data_folder_unless_overridden(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    assert default_weights_dir() == Path(__file__).resolve().parents[1] / "bundles" / "surgvlp" / "models"
+    """Never beside the installed code: a site-packages or read-only install keeps its weights in the same place."""
+    assert default_weights_dir() == tmp_path / "user-data" / "surgvlp" / "weights"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert default_weights_dir() == Path.home() / ".local" / "share" / "surgvlp" / "weights"
     monkeypatch.setenv(WEIGHTS_DIR_ENV, str(tmp_path))
     assert default_weights_dir() == tmp_path
     assert WeightStore().root == tmp_path

@@ -87,13 +87,3 @@ def model_inputs(args: argparse.Namespace) -> dict[str, Path | None]:
         store.resolve(args.checkpoint)  # raises: what is missing and how to get it
     require_inputs({"--text-model": args.text_model})
     return {"--checkpoint": checkpoint, "--text-model": args.text_model}
-
-
-def bundle_folder(given: Path | None) -> Path:
-    """The bundle folder ``--bundle`` names (it must exist), else the one this package belongs to."""
-    if given is not None:
-        require_inputs({"--bundle": given})
-        return given.resolve()
-    from surgvlp.bundle.convert import bundle_root  # imports torch, so only when no folder was given
-
-    return bundle_root()

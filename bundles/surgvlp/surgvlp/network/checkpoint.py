@@ -20,6 +20,10 @@ from surgvlp.network.model import SurgVLP
 from surgvlp.network.text import PromptTokenizer, load_text_config
 
 IGNORED_KEYS = frozenset({"backbone_text.model.embeddings.position_ids"})
+BUNDLE_HEAD_KEY = "class_embeddings"
+"""The one key a bundle's ``model.pt`` adds to the official layout: the class head that its own text encoder
+computed (see :mod:`surgvlp.network.phase_network`). Read as an encoder checkpoint, the file is the official
+weights, and the head, derived data, is left out."""
 OFFICIAL_PREFIXES = ("backbone_img.model.", "backbone_img.global_embedder.", "backbone_text.model.")
 SHOWN_KEYS = 3
 
@@ -79,11 +83,12 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise SurgVLPError(f"{path} holds a {type(state_dict).__name__}, not a state_dict")
     if not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
         raise SurgVLPError(_describe_wrapper(path, state_dict))
-    keys = [key for key in state_dict if key not in IGNORED_KEYS]
+    dropped = IGNORED_KEYS | {BUNDLE_HEAD_KEY}
+    keys = [key for key in state_dict if key not in dropped]
     foreign = [key for key in keys if not key.startswith(OFFICIAL_PREFIXES)]
     if foreign:
         raise SurgVLPError(f"{path} is not a SurgVLP-family checkpoint: {_describe_foreign(keys)}; unexpected keys {_first(foreign)}")
-    return {key: value for key, value in state_dict.items() if key not in IGNORED_KEYS}
+    return {key: value for key, value in state_dict.items() if key not in dropped}
 
 
 def load_network(checkpoint: Path, text_model_dir: Path) -> tuple[SurgVLP, PromptTokenizer]:
