@@ -5,8 +5,8 @@ Two figures per model size (random weights in the official layout, converted int
 
 - encoder: frames/s of the image encoder on ready (N, 3, 224, 224) batches (bf16 autocast on CUDA, fp32 on
   the CPU). Target on one H100-class card, batch 256: at least 2,000 frames/s.
-- bundle: the wall time of ``TimelineInference.infer()`` (what ``configs/inference.json`` runs) over a
-  synthetic 640x360, 25 fps H.264 video sampled at 1 fps, from loading and hash-checking the weights to the
+- bundle: the wall time of MONAI's infer workflow on ``configs/inference.json`` (``monai.bundle.run`` in this
+  process, logging off) over a synthetic 640x360, 25 fps H.264 video sampled at 1 fps, from loading and hash-checking the weights to the
   written timeline: decoding, preprocessing, both encoders, decoding of phases. Target for a one-hour
   video (3,600 sampled frames) on one H100-class card: at most 15 s.
 
@@ -20,7 +20,9 @@ BERT or Bio_ClinicalBERT's 12 layers), which shows in loading and prompt encodin
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import platform
 import tempfile
 import time
@@ -29,10 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surgvlp.bundle.inference import TimelineInference
+from monai.bundle import run as run_bundle
+
+import surgvlp
 from surgvlp.bundle.convert import convert_checkpoint
+from surgvlp.bundle.inference import INDEX_NAME
 from surgvlp.network.encoder import pick_device
-from surgvlp.network.loading import load_encoder
 from surgvlp.network.untrained import write_untrained_model
 from surgvlp.weights import WeightStore
 
@@ -63,17 +67,21 @@ def write_video(path: Path, seconds: int, gop: int) -> None:
     write_h264(path, frames, VIDEO_FPS, {"preset": "ultrafast", "g": str(gop)})
 
 
+SOURCE_BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "surgvlp"
+
+
 def scratch_bundle(folder: Path, size: str) -> Path:
-    """A bundle folder holding a random model of ``size``, recorded as untrained and converted."""
+    """A copy of the bundle's configs holding a random model of ``size``, recorded as untrained and converted."""
     files = write_untrained_model(folder / f"untrained-{size}", size=size)
     store = WeightStore(folder / "weights")
     store.record(f"untrained-{size}", files.checkpoint, source="generated", untrained=True)
+    shutil.copytree(SOURCE_BUNDLE / "configs", folder / "bundle" / "configs")
     convert_checkpoint(f"untrained-{size}", folder / "bundle", store=store)
-    return folder / "bundle" / "models"
+    return folder / "bundle"
 
 
-def encoder_frames_per_second(weights: Path, device: str, precision: str, frames: int, batch_size: int) -> float:
-    loaded = load_encoder("model", allow_untrained=True, device=device, precision=precision, store=WeightStore(weights))
+def encoder_frames_per_second(bundle: Path, device: str, precision: str, frames: int, batch_size: int) -> float:
+    loaded = surgvlp.load_model("model", allow_untrained=True, device=device, precision=precision, store=WeightStore(bundle / "models"))
     batch = torch.randn(batch_size, 3, 224, 224)
     loaded.encoder.encode_images(batch)  # warm-up: allocator, kernels, cuDNN autotuning
     batches = max(1, frames // batch_size)
@@ -86,16 +94,18 @@ def encoder_frames_per_second(weights: Path, device: str, precision: str, frames
 
 
 def bundle_wall_time(
-    weights: Path, video: Path, scratch: Path, device: str, precision: str, batch_size: int, decode_workers: int
+    bundle: Path, video: Path, scratch: Path, device: str, precision: str, batch_size: int, decode_workers: int
 ) -> tuple[float, int]:
-    inference = TimelineInference(
-        [video], scratch / f"out-{decode_workers}", weights_dir=weights, device=device, precision=precision,
-        batch_size=batch_size, decode_workers=decode_workers, allow_untrained=True,
-        cache_dir=scratch / f"cache-{decode_workers}",  # an empty cache: every frame is decoded and encoded
-    )
+    out = scratch / f"out-{decode_workers}"
     start = time.perf_counter()
-    records = inference.infer()
-    return time.perf_counter() - start, records[0]["frames"]
+    run_bundle(
+        config_file=str(bundle / "configs" / "inference.json"), logging_file=False, bundle_root=str(bundle),
+        videos=[str(video)], output_dir=str(out), device=device, precision=precision, batch_size=batch_size,
+        decode_workers=decode_workers, allow_untrained=True,
+        cache_dir=str(scratch / f"cache-{decode_workers}"),  # an empty cache: every frame is decoded and encoded
+    )
+    wall = time.perf_counter() - start
+    return wall, json.loads((out / INDEX_NAME).read_text())["videos"][0]["frames"]
 
 
 def main() -> None:
@@ -130,11 +140,11 @@ def main() -> None:
         print(f"video: {seconds} s, {VIDEO_SIZE[0]}x{VIDEO_SIZE[1]} at {VIDEO_FPS} fps, keyframe every {args.gop} frames "
               f"(written in {time.perf_counter() - start:.0f} s)")
         for size in sizes:
-            weights = scratch_bundle(scratch / size, size)
-            rate = encoder_frames_per_second(weights, str(device), args.precision, frames, batch_size)
+            bundle = scratch_bundle(scratch / size, size)
+            rate = encoder_frames_per_second(bundle, str(device), args.precision, frames, batch_size)
             print(f"{size:>4} model: image encoder {rate:8.1f} frames/s ({frames // batch_size * batch_size} frames)")
             for decode_workers in dict.fromkeys([0, workers]):
-                wall, sampled = bundle_wall_time(weights, video, scratch / size, str(device), args.precision, batch_size, decode_workers)
+                wall, sampled = bundle_wall_time(bundle, video, scratch / size, str(device), args.precision, batch_size, decode_workers)
                 how = f"{decode_workers} decoding processes" if decode_workers > 1 else "one decoding thread"
                 print(f"      bundle inference, {how}: {wall:6.1f} s for {sampled} frames at 1 fps = "
                       f"{sampled / wall:6.1f} frames/s end to end ({sampled / wall / rate:.2f} x the encoder alone)")

@@ -22,14 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surgvlp.recognition.cache import EmbeddingCache
-from surgvlp.recognition.decoding import DecoderSettings
-from surgvlp.network.encoder import EncodedFrames, SurgVLPEncoder
-from surgvlp.network.loading import LoadedModel
-from surgvlp.recognition.prompts import load_prompt_set
-from surgvlp.recognition.pipeline import embed, phase_timeline
-from surgvlp.sources import open_source
+import surgvlp
+from surgvlp.network.encoded import EncodedFrames
 from surgvlp.network.untrained import write_untrained_model
+from surgvlp.recognition.pipeline import frames_key
+from surgvlp.weights import WeightStore
 
 from h264 import write_h264
 
@@ -46,29 +43,29 @@ def main() -> None:
         video = scratch / "hour.mp4"
         write_hour_video(video)
         files = write_untrained_model(scratch / "model", size="full")
-        encoder = SurgVLPEncoder.from_files(files.checkpoint, files.text_model_dir, device="cpu")
-        loaded = LoadedModel(encoder, "untrained-full", files.checkpoint, "0" * 64, untrained=True)
-        cache = EmbeddingCache(scratch / "cache")
+        store = WeightStore(scratch / "weights")
+        store.record("untrained-full", files.checkpoint, source="generated", untrained=True)
+        model = surgvlp.load_model("untrained-full", allow_untrained=True, device="cpu", store=store)
+        cache = surgvlp.EmbeddingCache(scratch / "cache")
 
-        first = open_source(video, fps=1.0)
+        # The cached entry a first run would have left (random numbers: encoding an hour takes minutes here).
         rng = np.random.default_rng(0)
         times = np.arange(SECONDS, dtype=np.float64)
         stored = EncodedFrames(rng.normal(size=(SECONDS, 768)).astype(np.float32), times, times.astype(np.int64))
-        cache.save_frames(first, loaded.sha256, stored)
-        encoder.encode_prompts(["warm-up"])
+        cache.save_frames(frames_key(model, surgvlp.open_source(video, fps=1.0)), stored)
+        model.encoder.encode_prompts(["warm-up"])
 
         start = time.perf_counter()
-        source = open_source(video, fps=1.0)
-        prompt_set = load_prompt_set("autolaparo")
-        embedded = embed(loaded, source, prompt_set, cache)
-        timeline = phase_timeline(loaded, source, prompt_set, embedded, DecoderSettings(method="viterbi"))
+        source = surgvlp.open_source(video, fps=1.0)
+        embedded = surgvlp.embed(model, source, "autolaparo", cache=cache)
+        timeline = surgvlp.phase_timeline(embedded, surgvlp.DecoderSettings(method="viterbi"))
         requery = time.perf_counter() - start
         assert embedded.from_cache and len(timeline.times) == SECONDS
 
         batch = torch.randn(16, 3, 224, 224)
-        encoder.encode_images(batch[:2])
+        model.encoder.encode_images(batch[:2])
         start = time.perf_counter()
-        encoder.encode_images(batch)
+        model.encoder.encode_images(batch)
         uncached = (time.perf_counter() - start) / len(batch) * SECONDS
 
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, CPU")

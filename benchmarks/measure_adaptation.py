@@ -15,16 +15,11 @@ import tempfile
 from pathlib import Path
 
 
-from surgvlp.recognition.adapter import PhaseAdapter
-from surgvlp.recognition.cache import EmbeddingCache
-from surgvlp.recognition.decoding import phase_probabilities
-from surgvlp.recognition.evaluation import align, read_truth
-from surgvlp.network.loading import load_encoder
-from surgvlp.recognition.prompts import load_prompt_set
-from surgvlp.recognition.pipeline import embed
-from surgvlp.sample_data import write_sample_case
-from surgvlp.sources import open_source
+import surgvlp
 from surgvlp.network.untrained import write_untrained_model
+from surgvlp.recognition.evaluation import align, read_truth
+from surgvlp.recognition.scoring import phase_probabilities
+from surgvlp.sample_data import write_sample_case
 from surgvlp.weights import WeightStore
 
 TRAIN_SEEDS = (1, 2)
@@ -37,28 +32,28 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=70, help="seconds per synthetic case (default: 70)")
     args = parser.parse_args()
 
-    prompt_set = load_prompt_set("cholec80")
+    prompt_set = surgvlp.load_prompt_set("cholec80")
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         store = WeightStore(scratch / "weights")
         if args.checkpoint:
-            loaded = load_encoder(args.checkpoint)
+            loaded = surgvlp.load_model(args.checkpoint)
         else:
             files = write_untrained_model(scratch / "weights" / "untrained-tiny")
             store.record("untrained-tiny", files.checkpoint, source="generated", untrained=True)
-            loaded = load_encoder("untrained-tiny", allow_untrained=True, store=store)
-        cache = EmbeddingCache(scratch / "cache")
+            loaded = surgvlp.load_model("untrained-tiny", allow_untrained=True, store=store)
+        cache = surgvlp.EmbeddingCache(scratch / "cache")
 
         def labelled(seed: int):
             case = write_sample_case(scratch / f"case{seed}", duration=args.duration, seed=seed, size=(320, 180), progress=False)
-            embedded = embed(loaded, open_source(case.video, fps=1.0), prompt_set, cache)
+            embedded = surgvlp.embed(loaded, surgvlp.open_source(case.video, fps=1.0), prompt_set, cache=cache)
             covered, labels = align(embedded.times, read_truth(case.phase_annotation, prompt_set.class_names))
             return embedded.frames[covered], labels, embedded.classes
 
         training = [labelled(seed) for seed in TRAIN_SEEDS]
         frames, truth, classes = labelled(HELD_OUT_SEED)
 
-    adapter = PhaseAdapter.from_prompts(prompt_set, classes, loaded.sha256, loaded.untrained)
+    adapter = surgvlp.PhaseAdapter.from_prompts(prompt_set, classes, loaded.sha256, loaded.untrained)
     adapter.fit([features for features, _, _ in training], [labels for _, labels, _ in training])
     zero_shot = (phase_probabilities(frames, classes).argmax(axis=1) == truth).mean()
     adapted = (adapter.probabilities(frames).argmax(axis=1) == truth).mean()

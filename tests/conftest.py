@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from surgvlp.folders import BUNDLE_DIR_ENV
 from surgvlp.recognition.cache import CACHE_DIR_ENV
 from surgvlp.network.untrained import ALLOW_UNTRAINED_ENV, ModelFiles, write_untrained_model
 from surgvlp.weights import WEIGHTS_DIR_ENV, WeightStore
@@ -45,9 +46,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Weights and the embedding cache in throw-away folders: tests never touch the bundle or the home folder."""
+    """Weights, the user data folder and the embedding cache in throw-away folders: tests never touch the bundle
+    or the home folder."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(WEIGHTS_DIR_ENV, str(tmp_path_factory.mktemp("weights")))
+        patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("user_data")))
+        patch.delenv(BUNDLE_DIR_ENV, raising=False)
         patch.setenv(CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
         patch.delenv(ALLOW_UNTRAINED_ENV, raising=False)
         yield

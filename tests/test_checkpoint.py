@@ -9,7 +9,7 @@ import pytest
 import torch
 from torchvision.models import resnet50
 
-from surgvlp.network.checkpoint import file_is_marked_untrained, is_marked_untrained, load_model, read_state_dict
+from surgvlp.network.checkpoint import file_is_marked_untrained, is_marked_untrained, load_network, read_state_dict
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.model import SurgVLP
 from surgvlp.network.text import PromptTokenizer, load_text_config
@@ -28,20 +28,20 @@ def save(path, value):
 def test_position_ids_from_older_transformers_are_dropped(tiny_model, official_state_dict, tmp_path):
     with_position_ids = dict(official_state_dict)
     with_position_ids["backbone_text.model.embeddings.position_ids"] = torch.arange(128)[None]
-    model, _ = load_model(save(tmp_path / "old.pth", with_position_ids), tiny_model.text_model_dir)
+    model, _ = load_network(save(tmp_path / "old.pth", with_position_ids), tiny_model.text_model_dir)
     torch.testing.assert_close(model.backbone_img.global_embedder.weight, official_state_dict["backbone_img.global_embedder.weight"])
 
 
 def test_foreign_key_is_named(tiny_model, official_state_dict, tmp_path):
     extra = dict(official_state_dict, **{"backbone_img.model.fc.weight": torch.zeros(2, 2)})
     with pytest.raises(SurgVLPError, match=r"unexpected keys backbone_img\.model\.fc\.weight"):
-        load_model(save(tmp_path / "extra.pth", extra), tiny_model.text_model_dir)
+        load_network(save(tmp_path / "extra.pth", extra), tiny_model.text_model_dir)
 
 
 def test_missing_key_is_named(tiny_model, official_state_dict, tmp_path):
     partial = {key: value for key, value in official_state_dict.items() if "global_embedder" not in key}
     with pytest.raises(SurgVLPError, match=r"missing keys backbone_img\.global_embedder\.bias"):
-        load_model(save(tmp_path / "partial.pth", partial), tiny_model.text_model_dir)
+        load_network(save(tmp_path / "partial.pth", partial), tiny_model.text_model_dir)
 
 
 def test_torchvision_imagenet_checkpoint_is_recognised(tmp_path):
@@ -96,12 +96,12 @@ def test_checkpoint_for_another_text_model_is_a_shape_error(official_state_dict,
         ' "intermediate_size": 256, "max_position_embeddings": 128, "vocab_size": 6}'
     )
     with pytest.raises(SurgVLPError, match="word_embeddings.weight has shape"):
-        load_model(save(tmp_path / "model.pth", official_state_dict), text_dir)
+        load_network(save(tmp_path / "model.pth", official_state_dict), text_dir)
 
 
 def test_missing_text_model_folder_says_how_to_fix(tiny_model, tmp_path):
     with pytest.raises(SurgVLPError, match="surgvlp weights fetch"):
-        load_model(tiny_model.checkpoint, tmp_path / "nowhere")
+        load_network(tiny_model.checkpoint, tmp_path / "nowhere")
 
 
 # -- the untrained mark travels inside the file -------------------------------------------------------

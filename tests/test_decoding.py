@@ -14,12 +14,11 @@ from surgvlp.recognition.decoding import (
     log_transition_matrix,
     merge_short_segments,
     online,
-    phase_probabilities,
     presence_intervals,
     segments,
-    tool_scores,
     viterbi,
 )
+from surgvlp.recognition.scoring import phase_probabilities, tool_scores
 from surgvlp.errors import SurgVLPError
 from surgvlp.recognition.prompts import PromptClass, PromptSet
 
@@ -143,7 +142,7 @@ def test_merge_fuses_equal_neighbours_and_ties_go_left() -> None:
 @pytest.mark.parametrize("method", ["argmax", "viterbi"])
 def test_minimum_duration_holds_for_offline_decoders(method: str) -> None:
     _, probabilities = _noisy_probabilities(seed=3)
-    labels = decode(probabilities, 2.0, DecoderSettings(method, min_duration=4.0, jump_probability=0.2), ORDERED)
+    labels = decode(probabilities, 2.0, DecoderSettings(method, min_segment=4.0, jump_probability=0.2), ORDERED)
     assert min(length for _, length in _runs(labels)) >= 8  # 4 s at 2 fps
 
 
@@ -188,7 +187,7 @@ def test_presence_intervals_per_tool() -> None:
     ]
     # a 2 s minimum closes tool 0's one-frame gap and absorbs its one-frame absence at the end;
     # tool 1's two-frame presence is long enough and stays
-    merged = presence_intervals(scores, times, 0.5, fps=1.0, min_duration=2.0)
+    merged = presence_intervals(scores, times, 0.5, fps=1.0, min_segment=2.0)
     assert [(s.label, s.start, s.end) for s in merged] == [(0, 0.0, 6.0), (1, 2.0, 4.0)]
 
 
@@ -196,7 +195,7 @@ def test_presence_intervals_per_tool() -> None:
     ("arguments", "message"),
     [
         ({"method": "hmm"}, "unknown decoder 'hmm'"),
-        ({"min_duration": -1.0}, "minimum segment duration"),
+        ({"min_segment": -1.0}, "minimum segment duration"),
         ({"jump_probability": 0.0}, "jump probability"),
         ({"default_duration": 0.0}, "default phase duration"),
     ],

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from surgvlp.cli import build_parser, main
-from surgvlp.recognition.decoding import phase_probabilities
+from surgvlp.recognition.scoring import phase_probabilities
 from surgvlp.network.encoder import SurgVLPEncoder
 
 SURGVLP = str(Path(sys.executable).with_name("surgvlp"))  # the installed console script

@@ -11,10 +11,11 @@ import pytest
 from surgvlp.recognition.adapter import PhaseAdapter
 from surgvlp.recognition.cache import EmbeddingCache
 from surgvlp.cli import main
-from surgvlp.recognition.decoding import DecoderSettings, phase_probabilities
+from surgvlp.recognition.decoding import DecoderSettings
+from surgvlp.recognition.scoring import phase_probabilities
 from surgvlp.network.encoder import SurgVLPEncoder
 from surgvlp.recognition.evaluation import align, read_truth
-from surgvlp.network.loading import load_encoder
+from surgvlp.network.loading import load_model
 from surgvlp.recognition.prompts import load_prompt_set
 from surgvlp.recognition.pipeline import embed, phase_timeline
 from surgvlp.sources import open_source
@@ -74,31 +75,31 @@ def test_tools_reports_presence_per_tool(sample_case, model_args, tmp_path):
 
 
 def test_cache_hit_never_runs_the_image_encoder(sample_case, tiny_model, tmp_path, monkeypatch):
-    loaded = load_encoder("untrained-tiny", allow_untrained=True, device="cpu")
+    loaded = load_model("untrained-tiny", allow_untrained=True, device="cpu")
     cache = EmbeddingCache(tmp_path / "cache")
     source = open_source(sample_case.video, fps=1.0)
-    first = embed(loaded, source, load_prompt_set("cholec80"), cache)
+    first = embed(loaded, source, load_prompt_set("cholec80"), cache=cache)
     assert not first.from_cache
 
     def refuse(*args, **kwargs):
         raise AssertionError("the image encoder ran on a cache hit")
 
     monkeypatch.setattr(SurgVLPEncoder, "encode_images", refuse)
-    second = embed(loaded, open_source(sample_case.video, fps=1.0), load_prompt_set("autolaparo"), cache)
+    second = embed(loaded, open_source(sample_case.video, fps=1.0), load_prompt_set("autolaparo"), cache=cache)
     assert second.from_cache
     np.testing.assert_array_equal(first.frames, second.frames)
     # another sampling rate is another entry, so it needs the encoder
     with pytest.raises(AssertionError, match="image encoder ran"):
-        embed(loaded, open_source(sample_case.video, fps=2.0), load_prompt_set("cholec80"), cache)
+        embed(loaded, open_source(sample_case.video, fps=2.0), load_prompt_set("cholec80"), cache=cache)
 
 
 def test_cached_scores_are_the_scores_of_a_fresh_run(sample_case, tiny_model, tmp_path, one_torch_thread):
-    loaded = load_encoder("untrained-tiny", allow_untrained=True, device="cpu")
+    loaded = load_model("untrained-tiny", allow_untrained=True, device="cpu")
     cache = EmbeddingCache(tmp_path / "cache")
     prompt_set = load_prompt_set("cholec80")
-    embed(loaded, open_source(sample_case.video, fps=1.0), prompt_set, cache)
-    cached = embed(loaded, open_source(sample_case.video, fps=1.0), prompt_set, cache)
-    uncached = embed(loaded, open_source(sample_case.video, fps=1.0), prompt_set, None)
+    embed(loaded, open_source(sample_case.video, fps=1.0), prompt_set, cache=cache)
+    cached = embed(loaded, open_source(sample_case.video, fps=1.0), prompt_set, cache=cache)
+    uncached = embed(loaded, open_source(sample_case.video, fps=1.0), prompt_set, cache=False)
     assert cached.from_cache and not uncached.from_cache
     scores = phase_probabilities(cached.frames, cached.classes)
     np.testing.assert_allclose(scores, phase_probabilities(uncached.frames, uncached.classes), atol=1e-6, rtol=0)
@@ -107,21 +108,21 @@ def test_cached_scores_are_the_scores_of_a_fresh_run(sample_case, tiny_model, tm
 
 
 def test_cache_respects_its_size_limit_and_clears(sample_case, tiny_model, tmp_path):
-    loaded = load_encoder("untrained-tiny", allow_untrained=True, device="cpu")
+    loaded = load_model("untrained-tiny", allow_untrained=True, device="cpu")
     cache = EmbeddingCache(tmp_path / "cache", limit_bytes=0)
-    embed(loaded, open_source(sample_case.video, fps=1.0), load_prompt_set("cholec80"), cache)
+    embed(loaded, open_source(sample_case.video, fps=1.0), load_prompt_set("cholec80"), cache=cache)
     assert cache.entries() == []
     cache = EmbeddingCache(tmp_path / "cache")
-    embed(loaded, open_source(sample_case.video, fps=1.0), load_prompt_set("cholec80"), cache)
+    embed(loaded, open_source(sample_case.video, fps=1.0), load_prompt_set("cholec80"), cache=cache)
     assert len(cache.entries()) == 2 and cache.size_bytes() > 21 * 768 * 4
     assert cache.clear() > 0 and cache.entries() == []
 
 
 def test_adapter_starts_as_the_zero_shot_classifier_and_learns(sample_case, tiny_model, tmp_path):
-    loaded = load_encoder("untrained-tiny", allow_untrained=True, device="cpu")
+    loaded = load_model("untrained-tiny", allow_untrained=True, device="cpu")
     prompt_set = load_prompt_set("cholec80")
     source = open_source(sample_case.video, fps=1.0)
-    embedded = embed(loaded, source, prompt_set, EmbeddingCache(tmp_path / "cache"))
+    embedded = embed(loaded, source, prompt_set, cache=EmbeddingCache(tmp_path / "cache"))
     adapter = PhaseAdapter.from_prompts(prompt_set, embedded.classes, loaded.sha256, loaded.untrained)
     np.testing.assert_allclose(adapter.probabilities(embedded.frames), phase_probabilities(embedded.frames, embedded.classes), atol=1e-4)
 
@@ -131,7 +132,7 @@ def test_adapter_starts_as_the_zero_shot_classifier_and_learns(sample_case, tiny
     path = tmp_path / "adapter.npz"
     adapter.save(path)
     reloaded = PhaseAdapter.load(path, loaded.sha256)
-    timeline = phase_timeline(loaded, source, prompt_set, embedded, DecoderSettings(), reloaded)
+    timeline = phase_timeline(embedded, DecoderSettings(), reloaded)
     assert (timeline.labels == truth).mean() >= 0.9  # fits its own training video
     assert timeline.model["adapter"]["untrained_encoder"] is True
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import shutil
+import struct
 import threading
+import zlib
 
 import av
 import numpy as np
@@ -272,3 +275,69 @@ def test_zero_frame_video_and_broken_frame_in_folder(tmp_path):
     (folder / "f_1.png").write_bytes(png[: len(png) // 2])
     message = one_line_error(folder)
     assert "f_1.png" in message
+
+
+def test_frame_named_like_the_others_but_not_an_image_is_refused(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for number in range(3):
+        Image.fromarray(np.full((8, 8, 3), number, np.uint8)).save(folder / f"video01_{number}.png")
+    (folder / "notes.txt").write_text("not a frame, not named like one: left alone")
+    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    assert len(open_source(folder, fps=None)) == 3
+    (folder / "video01_3.png").write_text("an export that failed")
+    message = one_line_error(folder, fps=None)
+    assert "video01_3.png" in message and "not a PNG/JPEG image" in message
+
+
+def write_png_header(path, width, height):
+    """A PNG whose header (valid chunks and CRCs) declares ``width`` x ``height`` RGB pixels; its image data
+    is a stub, since Pillow checks the size when it opens the file, before it decodes anything."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_decompression_bomb_is_one_line_naming_the_file_and_its_size(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    write_png_header(folder / "frame_0.png", 20000, 20000)
+    message = one_line_error(folder)
+    assert "frame_0.png" in message and "400000000 pixels" in message
+    assert Image.MAX_IMAGE_PIXELS == 89478485, "Pillow's limit is left as it is"
+
+
+def test_bytes_and_file_objects_give_the_frames_and_identity_of_the_file(case):
+    for path in (case.video, case.dicom_video, case.dicom_multiframe):
+        from_path = open_source(path, fps=2.0)
+        expected = list(from_path)
+        data = path.read_bytes()
+        for given in (data, io.BytesIO(data), open(path, "rb")):
+            source = open_source(given, fps=2.0, name="from-pacs")
+            assert type(source) is type(from_path) and source.content_id == from_path.content_id
+            frames = list(source)
+            assert [frame.time for frame in frames] == [frame.time for frame in expected]
+            assert all(np.array_equal(ours.image, theirs.image) for ours, theirs in zip(frames, expected, strict=True))
+            assert source.description["path"] is None and source.name == "from-pacs"
+            if hasattr(given, "close"):
+                given.close()
+    truncated = case.video.read_bytes()[: case.video.stat().st_size // 2]
+    with pytest.raises(SurgVLPError, match="^upload.mp4: .*truncated"):
+        list(open_source(truncated, name="upload.mp4"))
+    with pytest.raises(SurgVLPError, match="is empty"):
+        open_source(b"")
+    with pytest.raises(SurgVLPError, match="not bytes"):
+        open_source(io.StringIO("text"))
+
+
+def test_a_source_in_memory_decodes_in_worker_processes(case):
+    from surgvlp.sources.parallel import iterate_parallel
+
+    source = open_source(case.dicom_video.read_bytes(), fps=2.0)  # the source and its bytes pickle to the workers
+    parallel = list(iterate_parallel(source, workers=2, run_length=7))
+    serial = list(open_source(case.dicom_video, fps=2.0))
+    assert [frame.time for frame in parallel] == [frame.time for frame in serial]
+    assert all(np.array_equal(ours.image, theirs.image) for ours, theirs in zip(parallel, serial, strict=True))

@@ -12,6 +12,7 @@ import pydicom
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.config import pixel_data_handlers as pixel_handlers
 from pydicom.encaps import encapsulate
 from pydicom.pixel_data_handlers.util import convert_color_space
 
@@ -188,6 +189,32 @@ def test_multiframe_jpeg_2000_lossless(tmp_path):
     assert np.array_equal(np.stack([frame.image for frame in images(path)]), frames)
 
 
+@pytest.mark.parametrize("photometric", ["RGB", "YBR_FULL", "MONOCHROME2"])
+def test_multiframe_rle_lossless_decodes_to_the_uncompressed_frames(tmp_path, photometric):
+    frames = ramp_frames(4) if photometric != "MONOCHROME2" else ramp_frames(4)[..., 1]
+    native = write_multiframe(tmp_path / "native.dcm", frames, PhotometricInterpretation=photometric)
+    dataset = pydicom.dcmread(native)
+    dataset.compress(pydicom.uid.RLELossless)  # pydicom's own RLE encoder: numpy only
+    dataset.save_as(tmp_path / "rle.dcm")
+    assert pydicom.dcmread(tmp_path / "rle.dcm").file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
+    decoded = images(tmp_path / "rle.dcm")
+    assert np.array_equal(np.stack([frame.image for frame in decoded]), np.stack([frame.image for frame in images(native)]))
+    assert [frame.time for frame in decoded] == pytest.approx([0, 0.1, 0.2, 0.3])
+    if photometric == "RGB":
+        assert np.array_equal(np.stack([frame.image for frame in decoded]), frames)
+    reference = pydicom.dcmread(tmp_path / "rle.dcm").pixel_array  # pydicom's whole-object decode, as stored
+    if photometric == "YBR_FULL":
+        reference = convert_color_space(reference, "YBR_FULL", "RGB")
+    elif photometric == "MONOCHROME2":
+        reference = np.repeat(reference[..., None], 3, axis=-1)
+    assert np.array_equal(np.stack([frame.image for frame in decoded]), reference)
+
+    fragments = tmp_path / "fragments.dcm"
+    whole = (tmp_path / "rle.dcm").read_bytes()
+    fragments.write_bytes(whole[: len(whole) - 40])  # cuts into the last frame's fragment
+    assert "truncated" in dicom_error(fragments)
+
+
 def test_series_folder_in_instance_order_with_acquisition_times(tmp_path):
     frames = ramp_frames(4)
     folder = tmp_path / "series"
@@ -249,12 +276,11 @@ def test_dicom_errors_name_the_file_and_the_problem(tmp_path):
         tmp_path / "report.dcm"
     )
 
-    rle = pydicom.dcmread(write_multiframe(tmp_path / "native.dcm", ramp_frames(2)))
-    rle.compress(pydicom.uid.RLELossless)
-    rle.save_as(tmp_path / "rle.dcm")
-    assert "unsupported transfer syntax" in dicom_error(tmp_path / "rle.dcm")
     invented = write_encapsulated(tmp_path / "invented.dcm", [b"\0\0"], "1.2.3.4.5.6.7", "RGB", 1)
     assert "unsupported transfer syntax 1.2.3.4.5.6.7" in dicom_error(invented)
+    jpeg_ls = write_encapsulated(tmp_path / "jpeg_ls.dcm", [b"\0\0"], pydicom.uid.JPEGLSLossless, "RGB", 1)
+    if not any(h.is_available() and h.supports_transfer_syntax(pydicom.uid.JPEGLSLossless) for h in pixel_handlers):
+        assert "unsupported transfer syntax 1.2.840.10008.1.2.4.80 (JPEG-LS Lossless" in dicom_error(jpeg_ls)
 
     video = write_video(tmp_path / "clip.mp4", "libx264", "mp4", options={"profile": "high"})
     wrap_video(video, tmp_path / "video.dcm", IDENTITY)

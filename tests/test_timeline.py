@@ -32,7 +32,7 @@ def phase_timeline(frames: int = 600, fps: float = 1.0) -> Timeline:
     probabilities[np.arange(frames), truth] += 1.0
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     times = np.arange(frames) / fps
-    settings = DecoderSettings("viterbi", min_duration=5.0)
+    settings = DecoderSettings("viterbi", min_segment=5.0)
     labels = decode(probabilities, fps, settings, prompt_set)
     return Timeline(_source(frames, fps), MODEL, prompt_set, settings.to_dict(), times, probabilities,
                     segments(labels, times, probabilities), labels)
@@ -45,7 +45,7 @@ def tool_timeline(frames: int = 120) -> Timeline:
     scores = rng.uniform(0, 0.4, (frames, 7))
     scores[20:70, 0] = 0.9  # the grasper is in from 20 s to 70 s
     scores[50:60, 2] = 0.8  # the hook from 50 s to 60 s
-    decoder = {"threshold": 0.5, "min_duration": 0.0}
+    decoder = {"threshold": 0.5, "min_segment": 0.0}
     return Timeline(_source(frames, 1.0), MODEL | {"untrained": False}, prompt_set, decoder, times, scores,
                     presence_intervals(scores, times, 0.5, fps=1.0))
 
@@ -88,7 +88,7 @@ def test_reader_checks_the_schema(tmp_path: Path) -> None:
     write_json(phase_timeline(60), tmp_path / "t.json")
     data = json.loads((tmp_path / "t.json").read_text())
     cases = {
-        "newer.json": (data | {"schema": "surgvlp.recognition.timeline/2"}, "schema 'surgvlp.recognition.timeline/2' is not supported"),
+        "newer.json": (data | {"schema": "surgvlp.timeline/3"}, "schema 'surgvlp.timeline/3' is not supported"),
         "other.json": ({"phases": []}, "not a surgvlp timeline"),
         "short.json": (data | {"frames": data["frames"] | {"label": [0]}}, "damaged timeline"),
         "no_frames.json": ({k: v for k, v in data.items() if k != "frames"}, "'frames' is missing"),

@@ -1,7 +1,7 @@
 """The random-weight test model: its untrained mark travels with the file, and its outputs follow its input.
 
-The mark is checked where the issue found it lost: a copy imported into a weights folder, a copy passed by
-path to a run whose weights folder has never seen it, and a bundle converted from such a copy.
+The mark is checked where it used to be lost: a copy imported into a weights folder, and a copy passed by
+path to a run whose weights folder has never seen it (a bundle converted from a copy: test_bundle.py).
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from surgvlp.bundle.convert import convert_checkpoint
 from surgvlp.cli import main
 from surgvlp.errors import SurgVLPError
-from surgvlp.network.checkpoint import file_is_marked_untrained
-from surgvlp.network.loading import load_encoder
+from surgvlp.network.loading import load_model
 from surgvlp.network.untrained import ModelFiles, write_untrained_model
-from surgvlp.recognition.vectors import unit_rows
+from surgvlp.recognition.scoring import unit_rows
 from surgvlp.sources import open_source
 from surgvlp.weights import WEIGHTS_DIR_ENV, WeightStore, sha256_file
 
@@ -44,8 +42,8 @@ def test_an_imported_copy_is_untrained_and_refused_without_consent(
     assert main(["weights", "list", "--dir", str(folder)]) == 0
     assert capsys.readouterr().out.splitlines()[2].split()[4] == "yes"
     with pytest.raises(SurgVLPError, match="untrained .* --allow-untrained"):
-        load_encoder("colleague", tiny_model.text_model_dir, store=store)
-    loaded = load_encoder("colleague", tiny_model.text_model_dir, store=store, allow_untrained=True, device="cpu")
+        load_model("colleague", text_model=tiny_model.text_model_dir, store=store)
+    loaded = load_model("colleague", text_model=tiny_model.text_model_dir, store=store, allow_untrained=True, device="cpu")
     assert loaded.describe()["untrained"] is True
 
 
@@ -70,18 +68,6 @@ def test_a_copy_passed_by_path_to_another_weights_folder_is_refused_and_marks_ev
     assert len(rows) == 21 and {row["untrained"] for row in rows} == {"true"}
 
 
-def test_a_bundle_converted_from_a_copy_stays_untrained(tiny_model: ModelFiles, tmp_path: Path) -> None:
-    copied = Path(shutil.copytree(tiny_model.checkpoint.parent, tmp_path / "copied"))  # with its text_model/
-    converted = convert_checkpoint(copied / "model.pth", tmp_path / "bundle", store=WeightStore(tmp_path / "empty"))
-    models = WeightStore(tmp_path / "bundle" / "models")
-    assert converted.checkpoint.untrained and file_is_marked_untrained(converted.checkpoint.path)
-    assert models.resolve("model").untrained
-    results = {entry.name: ok for entry, ok, _ in models.verify()}
-    assert results == {"model": True, "model/text_model/config.json": True, "model/text_model/vocab.txt": True}
-    with pytest.raises(SurgVLPError, match="--allow-untrained"):
-        load_encoder("model", store=models)
-
-
 def test_the_same_seed_writes_the_same_file(tiny_model: ModelFiles, tmp_path: Path, one_torch_thread: None) -> None:
     """The fixture's model was written with the default thread count, this one with one thread."""
     again = write_untrained_model(tmp_path, size="tiny", seed=0)
@@ -92,7 +78,7 @@ def test_calibration_makes_different_frames_point_different_ways(
     tiny_model: ModelFiles, sample_case, one_torch_thread: None
 ) -> None:
     """Uncalibrated, every pair of sample-case frames had a cosine above 0.997; calibrated, they spread out."""
-    loaded = load_encoder("untrained-tiny", allow_untrained=True, device="cpu")
+    loaded = load_model("untrained-tiny", allow_untrained=True, device="cpu")
     frames = [frame.image for frame in open_source(sample_case.video, fps=1.0)]
     unit = unit_rows(loaded.encoder.encode_frames(frames, batch_size=8))
     cosines = (unit @ unit.T)[np.triu_indices(len(frames), 1)]

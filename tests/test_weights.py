@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from surgvlp.network.checkpoint import load_model
+from surgvlp.network.checkpoint import load_network
 from surgvlp.cli import main
 from surgvlp.errors import SurgVLPError
-from surgvlp.network.loading import load_encoder
+from surgvlp.network.loading import load_model
 from surgvlp.network.untrained import ModelFiles
 from surgvlp.weights import (
     MANIFEST_NAME,
@@ -123,12 +123,14 @@ def site() -> Iterator[Site]:
 
 
 @pytest.fixture(autouse=True)
-def no_default_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point every default URL at a closed local port, so a test that forgets a URL fails instead of going out."""
+def no_default_downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Point every default URL at a closed local port, so a test that forgets a URL fails instead of going out;
+    the default weights folder is then the one in a throw-away user data folder."""
     for variant in VARIANTS.values():
         monkeypatch.setenv(variant.url_env, "http://127.0.0.1:9/not-served")
     monkeypatch.setenv(TEXT_MODEL_URL_ENV, "http://127.0.0.1:9/not-served")
     monkeypatch.delenv(WEIGHTS_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
 
 
 # -- files the server serves ----------------------------------------------------------------------------
@@ -385,17 +387,20 @@ def test_fetched_untrained_model_loads_through_the_real_loader(
     archive = write_zip(tmp_path / "surgvlp.zip", {"SurgVLP/surgvlp.pth": tiny_model.checkpoint})
     site.serve("/surgvlp.zip", archive)
     fetch("surgvlp", site.url("/surgvlp.zip"), serve_text_model(site, tiny_model.text_model_dir), store=store)
-    model, tokenizer = load_model(store.resolve("surgvlp").path, store.text_model_dir())
+    model, tokenizer = load_network(store.resolve("surgvlp").path, store.text_model_dir())
     assert model.encode_text(**tokenizer(["I use hook to dissect it"])).shape == (1, 768)
 
 
 # -- the store ----------------------------------------------------------------------------------------
 
 
-def test_default_weights_dir_is_the_bundle_models_folder_unless_overridden(
+def test_default_weights_dir_is_in_the_user_data_folder_unless_overridden(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    assert default_weights_dir() == Path(__file__).resolve().parents[1] / "bundles" / "surgvlp" / "models"
+    """Never beside the installed code: a site-packages or read-only install keeps its weights in the same place."""
+    assert default_weights_dir() == tmp_path / "user-data" / "surgvlp" / "weights"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert default_weights_dir() == Path.home() / ".local" / "share" / "surgvlp" / "weights"
     monkeypatch.setenv(WEIGHTS_DIR_ENV, str(tmp_path))
     assert default_weights_dir() == tmp_path
     assert WeightStore().root == tmp_path
@@ -429,8 +434,8 @@ def test_a_recorded_untrained_model_loads_with_its_own_text_model(store: WeightS
     entry = store.resolve("untrained")
     assert store.text_model_dir_for(entry) == tiny_model.text_model_dir
     with pytest.raises(SurgVLPError, match="untrained"):
-        load_encoder("untrained", store=store)
-    loaded = load_encoder("untrained", store=store, allow_untrained=True, device="cpu")
+        load_model("untrained", store=store)
+    loaded = load_model("untrained", store=store, allow_untrained=True, device="cpu")
     assert (loaded.name, loaded.sha256, loaded.untrained) == ("untrained", sha256_file(tiny_model.checkpoint), True)
 
 

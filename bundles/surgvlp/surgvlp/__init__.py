@@ -1,7 +1,76 @@
 """SurgVLP-family surgical video-language models (SurgVLP, HecVL, PeskaVLP) for zero-shot video understanding.
 
-This package is the code of the MONAI bundle ``bundles/surgvlp``: the CLI, the bundle configs and the
-MONAI Label app all import it, so each piece of logic lives here once.
+This package is the code of the MONAI bundle ``bundles/surgvlp``. The CLI, the bundle configs, the MONAI Label
+app and the benchmarks all use the small API below, so each piece of logic lives once::
+
+    import surgvlp
+
+    model = surgvlp.load_model("peskavlp", device="cuda")          # variant, checkpoint file or weights folder
+    source = surgvlp.open_source("case.mp4", fps=1)                # a path, bytes or a binary file object
+    timeline = surgvlp.recognise_phases(model, source, "cholec80", decoder="viterbi", progress=print)
+    tools = surgvlp.recognise_tools(model, source)
+    embeddings = surgvlp.embed(model, source, "cholec80")          # reused by phase_timeline(embeddings, ...)
+    frames = surgvlp.read_frames(source)                           # (T, H, W, 3) uint8 and their times
+
+Names are imported on first use, so ``import surgvlp`` (and ``surgvlp --help``) does not pay for torch.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_model": "surgvlp.network.loading",
+    "LoadedModel": "surgvlp.network.loading",
+    "open_source": "surgvlp.sources",
+    "FrameSource": "surgvlp.sources",
+    "read_frames": "surgvlp.sources.frame_array",
+    "SampledFrames": "surgvlp.sources.frame_array",
+    "load_prompt_set": "surgvlp.recognition.prompts",
+    "PromptSet": "surgvlp.recognition.prompts",
+    "embed": "surgvlp.recognition.pipeline",
+    "Embeddings": "surgvlp.recognition.pipeline",
+    "recognise_phases": "surgvlp.recognition.pipeline",
+    "recognise_tools": "surgvlp.recognition.pipeline",
+    "phase_timeline": "surgvlp.recognition.pipeline",
+    "tool_timeline": "surgvlp.recognition.pipeline",
+    "DecoderSettings": "surgvlp.recognition.decoding",
+    "Timeline": "surgvlp.recognition.timeline",
+    "read_timeline": "surgvlp.recognition.timeline",
+    "EmbeddingCache": "surgvlp.recognition.cache",
+    "PhaseAdapter": "surgvlp.recognition.adapter",
+    "CancelToken": "surgvlp.progress",
+    "Cancelled": "surgvlp.progress",
+    "SurgVLPError": "surgvlp.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from surgvlp.errors import SurgVLPError
+    from surgvlp.network.loading import LoadedModel, load_model
+    from surgvlp.progress import CancelToken, Cancelled
+    from surgvlp.recognition.adapter import PhaseAdapter
+    from surgvlp.recognition.cache import EmbeddingCache
+    from surgvlp.recognition.decoding import DecoderSettings
+    from surgvlp.recognition.pipeline import Embeddings, embed, phase_timeline, recognise_phases, recognise_tools, tool_timeline
+    from surgvlp.recognition.prompts import PromptSet, load_prompt_set
+    from surgvlp.recognition.timeline import Timeline, read_timeline
+    from surgvlp.sources import FrameSource, open_source
+    from surgvlp.sources.frame_array import SampledFrames, read_frames
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'surgvlp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,71 +1,104 @@
 """``surgvlp weights convert``: an official checkpoint into the MONAI bundle's ``models/`` layout.
 
-A bundle keeps its weights in ``models/model.pt``, a plain state_dict. The official SurgVLP, HecVL and
-PeskaVLP files already are plain state_dicts with the key names our network uses, so converting means
-checking (the file must load strictly into the network built from its text model) and copying the bytes
-unchanged: ``model.pt`` keeps the SHA-256 of the file it came from, which anyone can compare with their
-own download. The bundle's manifest records it as ``model``, untrained exactly when its source is (the
-copied bytes keep an untrained file's mark, see ``surgvlp.network.checkpoint``), with the files of a text
-model copied beside it.
+A bundle keeps in ``models/model.pt`` the state_dict of its ``network_def``
+(:class:`~surgvlp.network.phase_network.ZeroShotNetwork`): the official weights under their own key names,
+checked to load strictly, plus the class embeddings of a phase prompt set, computed by the checkpoint's own
+text encoder. The manifest records ``model.pt`` as ``model`` (untrained exactly when its source is, and then
+``model.pt`` carries the untrained mark inside too, see ``surgvlp.network.checkpoint``) and the prompt-set
+record keeps the SHA-256 of the official file it came from, which anyone can compare with their own download.
 
-Beside it go the text-model files the checkpoint needs, and optionally the class embeddings of a phase
-prompt set (``phase_prompts.pt``), so that the frame-to-phase network runs without a tokenizer.
+The bundle's ``configs/metadata.json`` describes the network's output channels, so it is rewritten with the
+classes actually stored. ``model.pt``, the prompt-set record and the metadata are staged first and put in
+place together, after every check has passed.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-import surgvlp
 from surgvlp.atomic import atomic_path
-from surgvlp.network.checkpoint import file_is_marked_untrained, load_model
-from surgvlp.network.encoder import SurgVLPEncoder
 from surgvlp.errors import SurgVLPError
-from surgvlp.network.phase_network import BUNDLE_CHECKPOINT, PHASE_PROMPTS, PhasePrompts
-from surgvlp.recognition.prompts import load_prompt_set
+from surgvlp.folders import BUNDLE_MARKER, bundle_dir
+from surgvlp.network.checkpoint import file_is_marked_untrained, load_network, mark_untrained
+from surgvlp.network.encoder import SurgVLPEncoder
+from surgvlp.network.phase_network import (
+    BUNDLE_CHECKPOINT,
+    CHECKPOINT_FILE,
+    HEAD_KEY,
+    PROMPT_SET,
+    PROMPT_SET_FILE,
+    build_network,
+    save_prompt_set,
+)
+from surgvlp.recognition.prompts import PromptSet, load_prompt_set
 from surgvlp.weights import WeightEntry, WeightStore
 from surgvlp.weights.archive import extract_checkpoint, is_checkpoint_archive
 from surgvlp.weights.store import CHECKPOINT_TEXT_MODEL_DIRNAME
 
-CHECKPOINT_FILE = "model.pt"
-PHASE_PROMPTS_FILE = "phase_prompts.pt"
 CONVERTED_PREFIX = "convert:"
-
-
-def bundle_root() -> Path:
-    """The bundle folder this package belongs to (the one holding ``configs/`` and ``models/``)."""
-    return Path(surgvlp.__file__).resolve().parents[1]
+DEFAULT_PROMPT_SET = "cholec80"
+METADATA_INDENT = 4
 
 
 @dataclass(frozen=True)
 class ConvertedModel:
     checkpoint: WeightEntry
     text_model_dir: Path
-    phase_prompts: WeightEntry | None
+    prompt_set: WeightEntry
+    classes: list[str]
+
+
+def describe_outputs(metadata: dict[str, Any], prompt_set: PromptSet) -> dict[str, Any]:
+    """``metadata`` with the network's ``pred`` output describing the classes of ``prompt_set``."""
+    names = prompt_set.class_names
+    pred = metadata["network_data_format"]["outputs"]["pred"]
+    pred.update(num_channels=len(names), spatial_shape=[1, len(names)], channel_def={str(i): name for i, name in enumerate(names)})
+    metadata["pred_classes"] = (
+        f"{len(names)} logits, 100 x cosine similarity to each {prompt_set.name} phase prompt; softmax over them "
+        "gives the zero-shot phase probabilities"
+    )
+    return metadata
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+        metadata["network_data_format"]["outputs"]["pred"]
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise SurgVLPError(f"cannot read {path}: {error}") from None
+    except (KeyError, TypeError):
+        raise SurgVLPError(f"{path} has no network_data_format.outputs.pred to describe the stored classes") from None
+    return metadata
 
 
 def convert_checkpoint(
     source: str | Path,
-    bundle_dir: str | Path | None = None,
+    bundle: str | Path | None = None,
     prompt_set: str | Path | None = None,
     store: WeightStore | None = None,
 ) -> ConvertedModel:
-    """Install ``source`` as ``<bundle_dir>/models/model.pt`` with its text model and, given a phase
-    ``prompt_set``, its class embeddings.
+    """Install ``source`` as ``<bundle>/models/model.pt`` with its text model and the head of a phase prompt set.
 
     ``source`` is a name recorded in ``store`` (default: the usual weights folder), a ``.pth`` file or an
-    official ``.zip``. Everything is checked before anything in the bundle is replaced.
+    official ``.zip``; ``bundle`` defaults to :func:`surgvlp.folders.default_bundle_dir`; ``prompt_set`` to
+    cholec80. Everything is checked before anything in the bundle is replaced.
     """
     store = store or WeightStore()
-    models = WeightStore(Path(bundle_dir or bundle_root()) / "models")
-    phases = load_prompt_set(prompt_set) if prompt_set is not None else None
-    if phases is not None and phases.task != "phase":
+    root = bundle_dir(bundle)
+    metadata_path = root / BUNDLE_MARKER
+    metadata = _read_metadata(metadata_path)
+    phases = load_prompt_set(prompt_set if prompt_set is not None else DEFAULT_PROMPT_SET)
+    if phases.task != "phase":
         raise SurgVLPError(f"prompt set {phases.name!r} is for {phases.task} recognition; convert stores a phase prompt set")
+    models = WeightStore(root / "models")
     entry = store.resolve(source)
     text_dir = store.text_model_dir_for(entry)
     with tempfile.TemporaryDirectory(prefix="surgvlp-convert-") as staging:
@@ -73,34 +106,36 @@ def convert_checkpoint(
         if is_checkpoint_archive(checkpoint):
             checkpoint = Path(staging) / "checkpoint.pth"
             extract_checkpoint(entry.path, checkpoint)
-        model, tokenizer = load_model(checkpoint, text_dir)
-        untrained = entry.untrained or file_is_marked_untrained(checkpoint)  # also inside an archive
-        embeddings = None
-        if phases is not None:
-            prompt_embeddings = SurgVLPEncoder(model, tokenizer, device="cpu").encode_prompts(phases.all_prompts())
-            embeddings = phases.class_embeddings(prompt_embeddings)
-
-        with atomic_path(models.root / CHECKPOINT_FILE) as staged:
-            shutil.copyfile(checkpoint, staged)
+        model, tokenizer = load_network(checkpoint, text_dir)
+        untrained = entry.untrained or file_is_marked_untrained(checkpoint)  # also the mark inside an archive
+        prompt_embeddings = SurgVLPEncoder(model, tokenizer, device="cpu").encode_prompts(phases.all_prompts())
+        head = torch.from_numpy(phases.class_embeddings(prompt_embeddings)).float()
+        network = build_network(text_dir, len(phases.classes))
+        network.load_state_dict(model.state_dict() | {HEAD_KEY: head}, strict=True)
+        text = json.dumps(describe_outputs(metadata, phases), indent=METADATA_INDENT, ensure_ascii=False) + "\n"
+        with ExitStack() as together:
+            staged_model, staged_prompts, staged_metadata = (
+                together.enter_context(atomic_path(path))
+                for path in (models.root / CHECKPOINT_FILE, models.root / PROMPT_SET_FILE, metadata_path)
+            )
+            state_dict = mark_untrained(network.state_dict()) if untrained else network.state_dict()
+            with open(staged_model, "wb") as stream:  # a stream, so the archive's inner name is fixed: same tensors, same bytes
+                torch.save(state_dict, stream)
+            save_prompt_set(phases, entry.sha256, staged_prompts)
+            staged_metadata.write_text(text, encoding="utf-8")
     converted = models.record(
         BUNDLE_CHECKPOINT, models.root / CHECKPOINT_FILE, source=CONVERTED_PREFIX + entry.source, untrained=untrained
     )
+    prompts_entry = models.record(
+        PROMPT_SET, models.root / PROMPT_SET_FILE, source=f"{CONVERTED_PREFIX}prompt set {phases.name}", untrained=untrained
+    )
     installed_text_dir = _install_text_model(store, models, text_dir)
     models.record_own_text_model(converted)
-    prompts_entry = None
-    if phases is not None:
-        PhasePrompts(phases, torch.from_numpy(embeddings).float(), converted.sha256).save(models.root / PHASE_PROMPTS_FILE)
-        prompts_entry = models.record(
-            PHASE_PROMPTS,
-            models.root / PHASE_PROMPTS_FILE,
-            source=f"{CONVERTED_PREFIX}prompt set {phases.name}",
-            untrained=untrained,
-        )
-    return ConvertedModel(converted, installed_text_dir, prompts_entry)
+    return ConvertedModel(converted, installed_text_dir, prompts_entry, phases.class_names)
 
 
 def _install_text_model(store: WeightStore, models: WeightStore, text_dir: Path) -> Path:
-    """Put the checkpoint's text model where ``models`` looks for it (see ``WeightStore.text_model_dir_for``).
+    """Put the checkpoint's text model where ``models`` looks for it (see ``WeightStore.text_model_dir_in``).
 
     A test model carries its own small text model in a ``text_model/`` folder beside the checkpoint; it is
     copied beside ``model.pt``. Any other checkpoint uses Bio_ClinicalBERT, imported into the bundle's

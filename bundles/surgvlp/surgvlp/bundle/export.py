@@ -1,9 +1,12 @@
-"""ONNX export of the frame-to-phase network, and the check that ONNX Runtime computes what PyTorch computes.
+"""ONNX export of the bundle's network (image -> phase logits), and the check that ONNX Runtime computes what PyTorch computes.
+
+The network's forward uses the image encoder and the stored class embeddings only, so the file holds
+those: a classifier for the prompt set converted into ``model.pt``, with no text encoder.
 
 The export uses PyTorch's TorchScript-based exporter (``dynamo=False``): it needs only the ``onnx`` package,
 where the newer exporter would also need ``onnxscript``, and a ResNet-50 with a matrix-product head has
 nothing it cannot trace. The file records where it came from in its metadata (``surgvlp.*`` keys), including
-``surgvlp.network.untrained``, so a file made from random weights is never mistaken for a real model.
+``surgvlp.untrained``, so a file made from random weights is never mistaken for a real model.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import torch
 
 from surgvlp.atomic import atomic_path
 from surgvlp.errors import SurgVLPError
-from surgvlp.network.phase_network import LoadedPhaseNetwork, PhaseNetwork
+from surgvlp.network.phase_network import LoadedBundleNetwork, ZeroShotNetwork
 from surgvlp.network.preprocess import CROP
 
 ONNX_OPSET = 17
@@ -38,7 +41,7 @@ def _require(module: str, purpose: str) -> ModuleType:
         raise SurgVLPError(f"{purpose} needs the {module} package, which is not installed: pip install {module}") from None
 
 
-def export_onnx(loaded: LoadedPhaseNetwork, out: Path, opset: int = ONNX_OPSET) -> Path:
+def export_onnx(loaded: LoadedBundleNetwork, out: Path, opset: int = ONNX_OPSET) -> Path:
     """Write ``image`` (N, 3, 224, 224) -> ``pred`` (N, C) as ONNX, any batch size, and return ``out``."""
     onnx = _require("onnx", "ONNX export")
     network = loaded.network.cpu().eval()
@@ -63,20 +66,20 @@ def export_onnx(loaded: LoadedPhaseNetwork, out: Path, opset: int = ONNX_OPSET) 
     return out
 
 
-def _provenance(loaded: LoadedPhaseNetwork) -> dict[str, str]:
+def _provenance(loaded: LoadedBundleNetwork) -> dict[str, str]:
     checkpoint = loaded.checkpoint
     return {
-        "surgvlp.network.untrained": json.dumps(checkpoint.untrained),
-        "surgvlp.network.checkpoint": checkpoint.name,
+        "surgvlp.untrained": json.dumps(checkpoint.untrained),
+        "surgvlp.checkpoint": checkpoint.name,
         "surgvlp.checkpoint_sha256": checkpoint.sha256,
-        "surgvlp.prompt_set": loaded.prompts.prompt_set.name,
-        "surgvlp.classes": json.dumps(loaded.prompts.prompt_set.class_names),
+        "surgvlp.prompt_set": loaded.prompt_set.name,
+        "surgvlp.classes": json.dumps(loaded.prompt_set.class_names),
         "surgvlp.logit_scale": repr(loaded.network.logit_scale),
         "surgvlp.preprocessing": "RGB, resize to 360x640, centre crop 224, ImageNet mean/std",
     }
 
 
-def onnx_difference(network: PhaseNetwork, onnx_file: Path, batch: int = CHECK_BATCH, seed: int = 0) -> float:
+def onnx_difference(network: ZeroShotNetwork, onnx_file: Path, batch: int = CHECK_BATCH, seed: int = 0) -> float:
     """Largest absolute difference between ONNX Runtime (CPU) and PyTorch logits on the same random images."""
     onnxruntime = _require("onnxruntime", "checking the ONNX file")
     images = torch.randn(batch, 3, CROP, CROP, generator=torch.Generator().manual_seed(seed))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from surgvlp.cli.options import add_model_options, load_model_from_args
+from surgvlp.cli import arguments
+from surgvlp.cli.options import add_fps_option, add_model_options, load_model_from_args
+from surgvlp.cli.preflight import preflight, preload_model_code, prompt_set_file
 from surgvlp.errors import SurgVLPError
+from surgvlp.progress import progress_bar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,41 +23,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--video", type=Path, nargs="+", required=True, help="labelled videos (any frame source)")
     parser.add_argument("--truth", type=Path, nargs="+", required=True, help="one label file per video, in the same order")
     parser.add_argument("--prompt-set", default="cholec80", help="phase prompt set the labels use (default: cholec80)")
-    parser.add_argument("--fps", type=float, default=1.0, help="frames per second to sample (default: 1)")
-    parser.add_argument("--epochs", type=int, default=300, help="full-batch training steps (default: 300)")
+    add_fps_option(parser, "frames per second to sample")
+    parser.add_argument(
+        "--epochs", type=arguments.count(minimum=1, maximum=arguments.MAX_EPOCHS), default=300,
+        help="full-batch training steps, at least 1 (default: 300)",
+    )
     parser.add_argument("--out", type=Path, help="adapter file (default: adapters/ in the weights folder)")
     add_model_options(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
-    from surgvlp.recognition.adapter import PhaseAdapter
-    from surgvlp.recognition.cache import EmbeddingCache
-    from surgvlp.recognition.evaluation import align, read_truth
-    from surgvlp.recognition.prompts import load_prompt_set
-    from surgvlp.recognition.pipeline import embed
-    from surgvlp.sources import open_source
-    from surgvlp.weights import default_weights_dir
-
     if len(args.video) != len(args.truth):
         raise SurgVLPError(f"{len(args.video)} videos but {len(args.truth)} label files: give one --truth per --video")
+    preflight(args, {"--out": args.out},
+              {"--video": args.video, "--truth": args.truth, "--prompt-set": prompt_set_file(args.prompt_set)})
+    from surgvlp.recognition.evaluation import align, read_truth
+    from surgvlp.recognition.prompts import load_prompt_set
+    from surgvlp.sources import open_source
+
     prompt_set = load_prompt_set(args.prompt_set)
     truths = [read_truth(path, prompt_set.class_names) for path in args.truth]
-    loaded = load_model_from_args(args)
-    cache = EmbeddingCache()
+    sources = [open_source(video, fps=args.fps) for video in args.video]  # every video is readable before training
+    preload_model_code()
+    from surgvlp.recognition.adapter import PhaseAdapter
+    from surgvlp.recognition.pipeline import embed
+    from surgvlp.weights import default_weights_dir
+
+    model = load_model_from_args(args)
     features, labels = [], []
-    for video, truth in zip(args.video, truths):
-        source = open_source(video, fps=args.fps)
-        with tqdm(total=len(source), unit="frame", desc=video.name, disable=None) as progress:
-            embedded = embed(loaded, source, prompt_set, cache, batch_size=args.batch_size, on_batch=progress.update)
+    for video, source, truth in zip(args.video, sources, truths):
+        bar, progress = progress_bar(len(source), video.name)
+        with bar:
+            embedded = embed(model, source, prompt_set, batch_size=args.batch_size, progress=progress)
         covered, true_labels = align(embedded.times, truth)
         features.append(embedded.frames[covered])
         labels.append(true_labels)
-    adapter = PhaseAdapter.from_prompts(prompt_set, embedded.classes, loaded.sha256, loaded.untrained)
+    adapter = PhaseAdapter.from_prompts(prompt_set, embedded.classes, model.sha256, model.untrained)
     loss = adapter.fit(features, labels, epochs=args.epochs)
-    out = args.out or default_weights_dir() / "adapters" / f"{prompt_set.name}-{loaded.sha256[:12]}.npz"
+    out = args.out or default_weights_dir() / "adapters" / f"{prompt_set.name}-{model.sha256[:12]}.npz"
     adapter.save(out)
-    note = " on an untrained encoder (for testing only)" if loaded.untrained else ""
+    note = " on an untrained encoder (for testing only)" if model.untrained else ""
     print(f"wrote {out}: trained{note} on {sum(map(len, labels))} frames of {len(labels)} videos, final loss {loss:.4f}")

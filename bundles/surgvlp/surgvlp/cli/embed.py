@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from surgvlp.cli.options import add_decode_workers_option, add_model_options, load_model_from_args
+from surgvlp.cli.options import add_decode_workers_option, add_fps_option, add_model_options, load_model_from_args
+from surgvlp.cli.preflight import preflight, preload_model_code
 from surgvlp.errors import SurgVLPError
+from surgvlp.progress import progress_bar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--frames", type=Path, help="folder of .png/.jpg frames, taken in natural order of their names")
     source.add_argument("--video", type=Path, help="video file, DICOM video or multi-frame DICOM, or a DICOM series folder")
-    parser.add_argument("--fps", type=float, default=1.0, help="frames per second sampled from --video (default: 1)")
+    add_fps_option(parser, "frames per second sampled from --video")
     add_decode_workers_option(parser)
     parser.add_argument("--prompts", type=Path, help="text file with one prompt per line, kept verbatim")
     parser.add_argument("--out", type=Path, required=True, help="output .npz file")
@@ -46,36 +48,35 @@ def read_prompt_lines(path: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> None:
+    preflight(args, {"--out": args.out}, {"--frames": args.frames, "--video": args.video, "--prompts": args.prompts})
     import numpy as np
-    from tqdm import tqdm
 
+    from surgvlp import open_source
     from surgvlp.atomic import atomic_write
-    from surgvlp.recognition.decoding import phase_probabilities
-    from surgvlp.sources import open_source
+    from surgvlp.recognition.scoring import phase_probabilities
 
     prompts = read_prompt_lines(args.prompts) if args.prompts else []
-    if args.frames is not None:
-        source = open_source(args.frames, fps=None)
-    else:
-        source = open_source(args.video, fps=args.fps)
-    loaded = load_model_from_args(args)
-    with tqdm(total=len(source), unit="frame", desc="embed", disable=None) as progress:
-        sampled = loaded.encoder.encode_source(
-            source, batch_size=args.batch_size, on_batch=progress.update, decode_workers=args.decode_workers
+    source = open_source(args.frames, fps=None) if args.frames is not None else open_source(args.video, fps=args.fps)
+    preload_model_code()
+    model = load_model_from_args(args)
+    bar, progress = progress_bar(len(source), args.command)
+    with bar:
+        sampled = model.encoder.encode_source(
+            source, batch_size=args.batch_size, decode_workers=args.decode_workers, progress=progress
         )
     image_embeddings = sampled.embeddings
-    text_embeddings = loaded.encoder.encode_prompts(prompts) if prompts else np.zeros((0, image_embeddings.shape[1]), np.float32)
+    text_embeddings = model.encoder.encode_prompts(prompts) if prompts else np.zeros((0, image_embeddings.shape[1]), np.float32)
     arrays = {
         "image_embeddings": image_embeddings,
         "text_embeddings": text_embeddings,
         "times": sampled.times,
         "frame_indices": sampled.indices,
         "prompts": np.asarray(prompts, dtype=str),
-        "checkpoint_sha256": np.asarray(loaded.sha256),
-        "untrained": np.asarray(loaded.untrained),
+        "checkpoint_sha256": np.asarray(model.sha256),
+        "untrained": np.asarray(model.untrained),
     }
     if prompts:
         arrays["probabilities"] = phase_probabilities(image_embeddings, text_embeddings).astype(np.float32)
     with atomic_write(args.out) as stream:
         np.savez(stream, **arrays)
-    print(f"wrote {args.out}: {len(image_embeddings)} frames, {len(prompts)} prompts" + (" (untrained model)" if loaded.untrained else ""))
+    print(f"wrote {args.out}: {len(image_embeddings)} frames, {len(prompts)} prompts" + (" (untrained model)" if model.untrained else ""))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from surgvlp.cli import arguments
+from surgvlp.cli.preflight import preflight
 from surgvlp.errors import SurgVLPError
 
 
@@ -22,15 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "at 1 fps, or timeline JSON files")
     parser.add_argument("--relaxed", action="store_true",
                         help="also report the relaxed metrics that accept the neighbouring phase near transitions")
-    parser.add_argument("--tolerance", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--tolerance", type=arguments.seconds, default=None, metavar="SECONDS",
                         help="transition tolerance of --relaxed (default: 10 s, as in the Cholec80 evaluation)")
-    parser.add_argument("--truth-fps", type=float, default=None, metavar="FPS",
+    parser.add_argument("--truth-fps", type=arguments.fps, default=None, metavar="FPS",
                         help="frame rate of the annotations (default: 25 for Cholec80 files, 1 for CSVs)")
     parser.add_argument("--out", type=Path, metavar="F.json", help="also write the full report as JSON")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    preflight(args, {"--out": args.out}, {"--pred": args.pred, "--truth": args.truth})
     from surgvlp.recognition import evaluation
 
     if len(args.pred) != len(args.truth):
@@ -39,15 +42,11 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.tolerance is not None and not args.relaxed:
         raise SurgVLPError("--tolerance only applies to the relaxed metrics; add --relaxed")
-    if args.truth_fps is not None and not args.truth_fps > 0:
-        raise SurgVLPError(f"--truth-fps must be positive, got {args.truth_fps}")
     tolerance = None
     if args.relaxed:
         tolerance = evaluation.RELAXED_TOLERANCE if args.tolerance is None else args.tolerance
-        if not tolerance >= 0:
-            raise SurgVLPError(f"--tolerance must be 0 or more seconds, got {tolerance}")
     report = evaluation.evaluate(list(zip(args.pred, args.truth)), tolerance, args.truth_fps)
-    print(evaluation.format_table(report))
-    if args.out is not None:
+    if args.out is not None:  # before the table: `evaluate ... | head` must not lose the report
         evaluation.write_report(report, args.out)
+    print(evaluation.format_table(report))
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from surgvlp.cli import arguments
+
 DEFAULT_VARIANT = "peskavlp"
 
 
@@ -16,9 +18,15 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         help=f"a fetched variant (surgvlp, hecvl, peskavlp) or a checkpoint file (default: {DEFAULT_VARIANT})",
     )
     model.add_argument("--text-model", type=Path, help="Bio_ClinicalBERT folder (default: the one in the weights folder)")
-    model.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    model.add_argument("--device", type=arguments.device, help="cpu, cuda or cuda:N (default: cuda when available)")
     model.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto", help="autocast on CUDA (default: bf16 where supported); the CPU always uses fp32")
-    model.add_argument("--batch-size", type=int, default=64, help="frames per forward pass (default: 64)")
+    model.add_argument(
+        "--preprocess",
+        choices=("pil", "tensor"),  # surgvlp.network.preprocess.PREPROCESS_MODES, without importing torch
+        default="pil",
+        help="pil: resize frames exactly as upstream (default); tensor: faster, differs by one grey level on some pixels",
+    )
+    model.add_argument("--batch-size", type=arguments.batch_size, default=64, help=f"frames per forward pass, 1 to {arguments.MAX_BATCH_SIZE} (default: 64)")
     add_allow_untrained_option(model, "run a model with random weights (for demos and tests; outputs are marked untrained)")
 
 
@@ -30,20 +38,32 @@ def add_allow_untrained_option(parser: argparse.ArgumentParser | argparse._Argum
 def add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, metavar="INPUT", help="video file, DICOM video, multi-frame DICOM, DICOM series folder or frame folder")
     sampling = parser.add_argument_group("sampling")
-    sampling.add_argument("--fps", type=float, default=1.0, help="frames per second to sample (default: 1, as upstream)")
-    sampling.add_argument("--start", type=float, help="first second to read")
-    sampling.add_argument("--end", type=float, help="last second to read")
-    sampling.add_argument("--folder-fps", type=float, help="frame rate of a frame folder when it has no sidecar (default: 1)")
+    add_fps_option(sampling, "frames per second to sample")
+    sampling.add_argument("--start", type=arguments.seconds, help="first second to read")
+    sampling.add_argument("--end", type=arguments.positive_seconds, help="second to stop reading at, after --start")
+    sampling.add_argument("--folder-fps", type=arguments.fps, help="frame rate of a frame folder when it has no sidecar (default: 1)")
     add_decode_workers_option(sampling)
+
+
+def add_fps_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, purpose: str) -> None:
+    """``--fps``: above the source's native rate, every frame is read once, as at the native rate."""
+    parser.add_argument(
+        "--fps",
+        type=arguments.fps,
+        default=1.0,
+        help=f"{purpose}, above 0 and at most {arguments.MAX_FPS:g}; a rate above the video's own reads every "
+        "frame once (default: 1, as upstream)",
+    )
 
 
 def add_decode_workers_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--decode-workers",
-        type=int,
+        type=arguments.decode_workers,
         default=0,
         metavar="N",
-        help="decode in N processes, for long videos on machines with cores to spare (default: 0, one decoding thread)",
+        help=f"decode in N processes (at most {arguments.MAX_DECODE_WORKERS}), for long videos on machines with cores "
+        "to spare (default: 0, one decoding thread)",
     )
 
 
@@ -54,8 +74,14 @@ def open_input(args: argparse.Namespace):
 
 
 def load_model_from_args(args: argparse.Namespace):
-    from surgvlp.network.loading import load_encoder
+    from surgvlp import load_model
 
-    return load_encoder(
-        args.checkpoint, args.text_model, allow_untrained=args.allow_untrained, device=args.device, precision=args.precision
+    return load_model(
+        args.checkpoint,
+        text_model=args.text_model,
+        allow_untrained=args.allow_untrained,
+        device=args.device,
+        precision=args.precision,
+        preprocess=args.preprocess,
     )
+

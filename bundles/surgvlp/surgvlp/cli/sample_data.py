@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from surgvlp.cli import arguments
+
+MAX_DURATION = 3600  # an hour renders for minutes; more is a typo
+MAX_VIDEO_FPS = 240
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -19,14 +24,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("directory", type=Path, metavar="DIR", help="folder to write the case into (created)")
     parser.add_argument(
         "--duration",
-        type=int,
+        type=arguments.count(maximum=MAX_DURATION),
         metavar="SECONDS",
         default=argparse.SUPPRESS,
-        help="length in whole seconds, at least 7 (one per phase)",
+        help=f"length in whole seconds, at least 7 (one per phase), at most {MAX_DURATION}",
     )
-    parser.add_argument("--seed", type=int, metavar="N", default=argparse.SUPPRESS, help="random seed")
+    parser.add_argument("--seed", type=arguments.seed, metavar="N", default=argparse.SUPPRESS, help="random seed, 0 or more")
     parser.add_argument("--size", type=_size, metavar="WxH", default=argparse.SUPPRESS, help="frame size, even numbers")
-    parser.add_argument("--fps", type=int, metavar="N", default=argparse.SUPPRESS, help="video frame rate")
+    parser.add_argument(
+        "--fps", type=arguments.count(maximum=MAX_VIDEO_FPS), metavar="N", default=argparse.SUPPRESS,
+        help=f"video frame rate, at most {MAX_VIDEO_FPS}",
+    )
     parser.set_defaults(handler=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from surgvlp.cli import arguments
 from surgvlp.errors import SurgVLPError
 from surgvlp.weights.store import GENERATED_SOURCE, WEIGHTS_DIR_ENV, WeightEntry, WeightStore
 from surgvlp.weights.variants import TEXT_MODEL_REPO, TEXT_MODEL_URL_ENV, VARIANTS
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dir",
         type=Path,
         default=None,
-        help=f"weights folder (default: ${WEIGHTS_DIR_ENV}, else the bundle's models/ folder)",
+        help=f"weights folder (default: ${WEIGHTS_DIR_ENV}, else ~/.local/share/surgvlp/weights)",
     )
     actions = parser.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
 
@@ -38,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"base URL of the {TEXT_MODEL_REPO} files (default: ${TEXT_MODEL_URL_ENV}, else the Hugging Face hub)",
     )
     fetch.add_argument("--force", action="store_true", help="download again even files that are present and intact")
-    fetch.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server (default: 60)")
+    fetch.add_argument("--timeout", type=arguments.number(above=0, maximum=3600), default=60.0, help="seconds to wait for the server (default: 60)")
     fetch.set_defaults(handler=_fetch)
 
     imports = actions.add_parser(
@@ -66,22 +67,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write a random-weight model in the official layout, for demos and tests (outputs say untrained)",
     )
     untrained.add_argument("--size", choices=("tiny", "full"), default="tiny", help="tiny: small BERT, loads instantly; full: Bio_ClinicalBERT's shape, for speed figures (default: tiny)")
-    untrained.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    untrained.add_argument("--seed", type=arguments.seed, default=0, help="random seed (default: 0)")
     untrained.set_defaults(handler=_init_untrained)
 
     convert = actions.add_parser(
         "convert",
         parents=[folder],
-        help="install a checkpoint as the MONAI bundle's models/model.pt (and, with --prompt-set, its phase head)",
-        description="Check a checkpoint and copy it, unchanged, to BUNDLE/models/model.pt with the text model it needs, "
-        "recorded in that folder's manifest (untrained exactly when the source is).",
+        help="install a checkpoint as the MONAI bundle's models/model.pt, the state_dict of its network_def",
+        description="Check that a checkpoint loads strictly, add the class embeddings of a phase prompt set as the "
+        "network's head, and write the result as BUNDLE/models/model.pt with the text model it needs, recorded in that "
+        "folder's manifest (untrained exactly when the source is); BUNDLE/configs/metadata.json then names those classes.",
     )
     convert.add_argument("source", help="a name recorded in the weights folder (e.g. peskavlp), a .pth checkpoint or the official .zip")
-    convert.add_argument("--bundle", type=Path, help="bundle folder to install into (default: the bundle this package belongs to)")
+    convert.add_argument(
+        "--bundle", type=Path, help="bundle folder to install into (default: $SURGVLP_BUNDLE_DIR, else ~/.local/share/surgvlp/bundle)"
+    )
     convert.add_argument(
         "--prompt-set",
-        help="also store the class embeddings of this phase prompt set (e.g. cholec80) as models/phase_prompts.pt, "
-        "for the frame-to-phase network (verify_net_in_out, ONNX export)",
+        default="cholec80",
+        help="phase prompt set whose class embeddings become the network's head; the bundle's metadata is rewritten "
+        "to name its classes as the output channels (default: %(default)s)",
     )
     convert.set_defaults(handler=_convert)
 
@@ -170,7 +175,7 @@ def _convert(args: argparse.Namespace) -> None:
     converted = convert_checkpoint(args.source, args.bundle, args.prompt_set, WeightStore(args.dir))
     print(_describe(converted.checkpoint))
     print(f"text model: {converted.text_model_dir}")
-    if converted.phase_prompts is not None:
-        print(_describe(converted.phase_prompts))
+    print(_describe(converted.prompt_set))
+    print(f"output channels: {', '.join(converted.classes)} (configs/metadata.json updated)")
     if converted.checkpoint.untrained:
         print("untrained weights: the bundle runs them only with --allow_untrained true, and every output says untrained")

@@ -33,7 +33,7 @@ from surgvlp.network.model import ImageEncoder, SurgVLP
 from surgvlp.network.preprocess import to_model_input
 from surgvlp.network.text import PromptTokenizer
 from surgvlp.recognition.prompts import builtin_prompt_sets, load_prompt_set
-from surgvlp.recognition.vectors import unit_rows
+from surgvlp.recognition.scoring import unit_rows
 
 CALIBRATION_SECONDS = 21
 """Frames rendered, one a second: three of each of the seven phases the renderer draws."""

@@ -19,12 +19,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
+from transformers.initialization import no_init_weights
 
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.model import SurgVLP
 from surgvlp.network.text import PromptTokenizer, load_text_config
 
 IGNORED_KEYS = frozenset({"backbone_text.model.embeddings.position_ids"})
+BUNDLE_HEAD_KEY = "class_embeddings"
+"""The one key a bundle's ``model.pt`` adds to the official layout: the class head that its own text encoder
+computed (see :mod:`surgvlp.network.phase_network`). Read as an encoder checkpoint, the file is the official
+weights, and the head, derived data, is left out."""
 OFFICIAL_PREFIXES = ("backbone_img.model.", "backbone_img.global_embedder.", "backbone_text.model.")
 SHOWN_KEYS = 3
 UNTRAINED_MARK = "surgvlp:untrained"
@@ -112,20 +117,24 @@ def read_state_dict(path: Path) -> OrderedDict[str, torch.Tensor]:
         raise SurgVLPError(f"{path} holds a {type(state_dict).__name__}, not a state_dict")
     if not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
         raise SurgVLPError(_describe_wrapper(path, state_dict))
-    keys = [key for key in state_dict if key not in IGNORED_KEYS]
+    dropped = IGNORED_KEYS | {BUNDLE_HEAD_KEY}
+    keys = [key for key in state_dict if key not in dropped]
     foreign = [key for key in keys if not key.startswith(OFFICIAL_PREFIXES)]
     if foreign:
         raise SurgVLPError(f"{path} is not a SurgVLP-family checkpoint: {_describe_foreign(keys)}; unexpected keys {_first(foreign)}")
-    kept = OrderedDict((key, value) for key, value in state_dict.items() if key not in IGNORED_KEYS)
+    kept = OrderedDict((key, value) for key, value in state_dict.items() if key not in dropped)
     if hasattr(state_dict, "_metadata"):
         kept._metadata = state_dict._metadata
     return kept
 
 
-def load_model(checkpoint: Path, text_model_dir: Path) -> tuple[SurgVLP, PromptTokenizer]:
+def load_network(checkpoint: Path, text_model_dir: Path) -> tuple[SurgVLP, PromptTokenizer]:
     """Build the network from the text-model folder and load the checkpoint strictly, on the CPU."""
     tokenizer = PromptTokenizer(text_model_dir)
-    model = SurgVLP(load_text_config(text_model_dir), tokenizer.sep_token_id)
+    # Every parameter is overwritten by the strict load below, so drawing random initial values (a second of
+    # work for BERT-base and ResNet-50) would only delay the start.
+    with no_init_weights():
+        model = SurgVLP(load_text_config(text_model_dir), tokenizer.sep_token_id)
     state_dict = read_state_dict(checkpoint)
     expected = model.state_dict()
     missing = expected.keys() - state_dict.keys()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -17,11 +17,21 @@ import numpy as np
 import torch
 
 from surgvlp.background import iterate_in_background
-from surgvlp.network.checkpoint import load_model
+from surgvlp.network.checkpoint import load_network
+from surgvlp.network.encoded import EncodedFrames
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.model import SurgVLP
-from surgvlp.network.preprocess import crop_frame, crops_to_model_input, to_model_input
+from surgvlp.network.preprocess import (
+    DEFAULT_PREPROCESS,
+    PreprocessMode,
+    check_preprocess,
+    crop_frame,
+    crops_to_model_input,
+    preprocessing_id,
+    to_model_input,
+)
 from surgvlp.network.text import PromptTokenizer
+from surgvlp.progress import CancelToken, Progress
 
 if TYPE_CHECKING:
     from surgvlp.sources import FrameSource
@@ -63,15 +73,12 @@ def _batched(
         yield prepare(batch)
 
 
-@dataclass(frozen=True)
-class EncodedFrames:
-    embeddings: np.ndarray  # (N, 768) float32, not normalised
-    times: np.ndarray  # (N,) seconds from the start of the source
-    indices: np.ndarray  # (N,) frame index in the source
-
-
 class SurgVLPEncoder:
-    """A loaded SurgVLP-family model on a device, with its tokenizer."""
+    """A loaded SurgVLP-family model on a device, with its tokenizer and its way of preparing frames.
+
+    ``preprocess`` is ``"pil"`` (upstream's pixels exactly) or ``"tensor"`` (faster, not identical); see
+    :mod:`surgvlp.network.preprocess`.
+    """
 
     def __init__(
         self,
@@ -79,13 +86,26 @@ class SurgVLPEncoder:
         tokenizer: PromptTokenizer,
         device: str | torch.device | None = None,
         precision: Precision = "auto",
+        preprocess: PreprocessMode = DEFAULT_PREPROCESS,
     ) -> None:
+        self.preprocess = check_preprocess(preprocess)
         self.device = pick_device(device)
         self.autocast_dtype = _autocast_dtype(self.device, precision)
         self.model = model.eval().to(self.device)
         if self.device.type == "cuda":
             self.model.backbone_img.to(memory_format=torch.channels_last)
         self.tokenizer = tokenizer
+
+    @property
+    def compute_precision(self) -> str:
+        """The precision the numbers are actually computed in (``auto`` resolved): part of every cache key."""
+        names = {dtype: name for name, dtype in AUTOCAST_DTYPES.items()}
+        return names.get(self.autocast_dtype, "fp32")
+
+    @property
+    def preprocessing(self) -> str:
+        """How frames become model input: embeddings made another way are other numbers."""
+        return preprocessing_id(self.preprocess)
 
     @classmethod
     def from_files(
@@ -94,8 +114,9 @@ class SurgVLPEncoder:
         text_model_dir: Path,
         device: str | torch.device | None = None,
         precision: Precision = "auto",
+        preprocess: PreprocessMode = DEFAULT_PREPROCESS,
     ) -> SurgVLPEncoder:
-        return cls(*load_model(checkpoint, text_model_dir), device=device, precision=precision)
+        return cls(*load_network(checkpoint, text_model_dir), device=device, precision=precision, preprocess=preprocess)
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -122,24 +143,32 @@ class SurgVLPEncoder:
         self,
         frames: Iterable[np.ndarray],
         batch_size: int = 64,
-        on_batch: Callable[[int], None] | None = None,
-        prepare: Callable[[list[np.ndarray]], torch.Tensor] = to_model_input,
+        prepare: Callable[[list[np.ndarray]], torch.Tensor] | None = None,
+        progress: Progress | None = None,
+        total: int = 0,
+        cancel: CancelToken | None = None,
     ) -> np.ndarray:
         """(H, W, 3) uint8 RGB frames -> (N, 768) float32 embeddings, preprocessing overlapped with the model.
 
-        ``prepare`` turns a list of frames into model input (the default resizes, crops and normalises);
-        ``on_batch`` receives the number of frames just encoded (for progress bars).
+        ``prepare`` turns a list of frames into model input (by default they are resized, cropped and
+        normalised the encoder's way, see ``preprocess``).
+        ``progress`` hears (frames done, ``total``) after each batch; ``cancel`` is checked before each batch,
+        so a cancel stops the work within one batch (the background preparation stops with it).
         """
         if batch_size < 1:
             raise SurgVLPError(f"batch size must be at least 1, got {batch_size}")
-        batches = _batched(frames, batch_size, prepare)
+        batches = _batched(frames, batch_size, prepare or partial(to_model_input, mode=self.preprocess))
         if self.device.type == "cuda":
             batches = (batch.pin_memory() for batch in batches)
         embeddings = []
+        done = 0
         for batch in iterate_in_background(batches, depth=PREFETCH_BATCHES, name="surgvlp-preprocess"):
+            if cancel is not None:
+                cancel.check()
             embeddings.append(self.encode_images(batch))
-            if on_batch is not None:
-                on_batch(len(batch))
+            done += len(batch)
+            if progress is not None:
+                progress(done, total)
         if not embeddings:
             raise SurgVLPError("no frames to encode")
         return torch.cat(embeddings).numpy()
@@ -148,8 +177,9 @@ class SurgVLPEncoder:
         self,
         source: FrameSource,
         batch_size: int = 64,
-        on_batch: Callable[[int], None] | None = None,
         decode_workers: int = 0,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
     ) -> EncodedFrames:
         """Encode every frame a frame source yields, keeping the time and index of each.
 
@@ -160,9 +190,10 @@ class SurgVLPEncoder:
         if decode_workers > 1:
             from surgvlp.sources.parallel import iterate_parallel
 
-            frames, prepare = iterate_parallel(source, decode_workers, transform=crop_frame), crops_to_model_input
+            transform = partial(crop_frame, mode=self.preprocess)
+            frames, prepare = iterate_parallel(source, decode_workers, transform=transform), crops_to_model_input
         else:
-            frames, prepare = iter(source), to_model_input
+            frames, prepare = iter(source), None
         times: list[float] = []
         indices: list[int] = []
 
@@ -172,5 +203,7 @@ class SurgVLPEncoder:
                 indices.append(frame.index)
                 yield frame.image
 
-        embeddings = self.encode_frames(images(), batch_size=batch_size, on_batch=on_batch, prepare=prepare)
+        embeddings = self.encode_frames(
+            images(), batch_size=batch_size, prepare=prepare, progress=progress, total=len(source), cancel=cancel
+        )
         return EncodedFrames(embeddings, np.asarray(times, dtype=np.float64), np.asarray(indices, dtype=np.int64))

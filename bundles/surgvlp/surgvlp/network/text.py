@@ -1,7 +1,7 @@
 """The text-model folder (Bio_ClinicalBERT's ``config.json`` and ``vocab.txt``) and prompt tokenisation.
 
-Only the configuration and vocabulary come from the folder; the weights come from the SurgVLP-family
-checkpoint. Nothing here reaches the network: the folder is fetched once by ``surgvlp weights fetch``.
+Only the configuration, the vocabulary and the tokenizer settings come from the folder; the weights come
+from the SurgVLP-family checkpoint. Nothing here reaches the network: the folder is fetched once by ``surgvlp weights fetch``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import BertConfig, BertTokenizer
+from transformers import AutoTokenizer, BertConfig
 
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.model import CONTEXT_LENGTH
@@ -42,11 +42,19 @@ def load_text_config(folder: Path) -> BertConfig:
     return BertConfig(**{key: value for key, value in values.items() if key != "architectures"})
 
 
-class PromptTokenizer:
-    """Tokenises prompts as upstream: lower-cased WordPiece, truncated to 77 tokens.
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
-    Bio_ClinicalBERT's vocabulary is cased, but its hub folder has no tokenizer configuration, so the
-    upstream ``AutoTokenizer`` falls back to lower-casing; the published models were trained that way.
+
+class PromptTokenizer:
+    """Tokenises prompts as upstream: ``AutoTokenizer`` on the text-model folder, truncated to 77 tokens.
+
+    The folder's ``tokenizer_config.json``, when there is one, decides the casing, the special tokens and the
+    rest, as it does upstream. Bio_ClinicalBERT's vocabulary is cased, but its hub folder has no tokenizer
+    configuration, so there BERT's default applies and prompts are lower-cased: the published models were
+    trained that way. Only local files are read (never the hub); the folder's ``config.json`` names the
+    tokenizer when nothing else does, even where it lacks ``model_type``.
+
     Upstream pads every prompt to 77 tokens; we pad only to the longest prompt of the call. Masked padding
     never influences the real tokens and the pooling divides by 77 regardless, so the embeddings are the
     same while a set of short prompts costs a fraction of the text-encoder time. The tokenizer is built
@@ -55,8 +63,17 @@ class PromptTokenizer:
 
     def __init__(self, folder: Path) -> None:
         folder = Path(folder)
-        _require_files(folder)
-        self.tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"), do_lower_case=True)
+        config = load_text_config(folder)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), config=config, local_files_only=True)
+        except (OSError, ValueError, TypeError) as error:
+            raise SurgVLPError(f"the tokenizer in {folder} cannot be loaded: {_first_line(error)}") from None
+        if None in (tokenizer.sep_token_id, tokenizer.pad_token_id) or "token_type_ids" not in tokenizer.model_input_names:
+            raise SurgVLPError(
+                f"the tokenizer in {folder} is {type(tokenizer).__name__}; SurgVLP models need BERT's, "
+                "with [SEP] and [PAD] tokens and token type ids"
+            )
+        self.tokenizer = tokenizer
 
     @property
     def sep_token_id(self) -> int:

@@ -12,13 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from surgvlp.atomic import atomic_write
-from surgvlp.recognition.decoding import PHASE_LOGIT_SCALE
 from surgvlp.errors import SurgVLPError
 from surgvlp.recognition.prompts import PromptSet
-from surgvlp.recognition.vectors import softmax, unit_rows
+from surgvlp.recognition.scoring import PHASE_LOGIT_SCALE, softmax, unit_rows
 
 ADAPTER_FORMAT = "surgvlp.phase-adapter/1"
 
@@ -50,6 +48,8 @@ class PhaseAdapter:
         Videos are weighted equally and classes by inverse frequency, so a long phase in one video does
         not drown the short ones the clinician corrected.
         """
+        import torch  # only training needs it: reading an adapter and scoring with it stay light
+
         features = torch.from_numpy(np.concatenate([unit_rows(embeddings, np.float32) for embeddings in frame_embeddings]))
         targets = torch.from_numpy(np.concatenate(labels).astype(np.int64))
         if len(features) == 0:

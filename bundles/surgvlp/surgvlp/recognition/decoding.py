@@ -6,7 +6,7 @@ set or decoder without touching the model.
 Decoders (all take per-frame class probabilities, shape (T, C)):
 
 - ``argmax``: the label with the highest probability in each frame, frame by frame. With the default
-  ``min_duration=0`` this is exactly the published zero-shot protocol.
+  ``min_segment=0`` this is exactly the published zero-shot protocol.
 - ``viterbi``: the most probable label sequence of a hidden Markov model over the whole video, with the
   frame probabilities as emission scores (a hybrid HMM: posteriors stand in for scaled likelihoods, the
   class prior being uniform) and the transition model of ``log_transition_matrix``.
@@ -33,10 +33,8 @@ import numpy as np
 
 from surgvlp.errors import SurgVLPError
 from surgvlp.recognition.prompts import PromptSet
-from surgvlp.recognition.vectors import softmax, unit_rows
 
 DECODERS = ("argmax", "viterbi", "online")
-PHASE_LOGIT_SCALE = 100.0
 _PROBABILITY_FLOOR = 1e-12
 
 
@@ -60,15 +58,15 @@ class DecoderSettings:
     """
 
     method: str = "argmax"
-    min_duration: float = 0.0
+    min_segment: float = 0.0
     jump_probability: float = 1e-4
     default_duration: float = 60.0
 
     def __post_init__(self) -> None:
         if self.method not in DECODERS:
             raise SurgVLPError(f"unknown decoder {self.method!r}; choose one of {', '.join(DECODERS)}")
-        if not self.min_duration >= 0:
-            raise SurgVLPError(f"minimum segment duration must be 0 or more seconds, got {self.min_duration}")
+        if not self.min_segment >= 0:
+            raise SurgVLPError(f"minimum segment duration must be 0 or more seconds, got {self.min_segment}")
         if not 0 < self.jump_probability < 1:
             raise SurgVLPError(f"jump probability must lie between 0 and 1, got {self.jump_probability}")
         if not self.default_duration > 0:
@@ -78,43 +76,9 @@ class DecoderSettings:
         return asdict(self)
 
 
-def minimum_frames(min_duration: float, fps: float) -> int:
-    """Frames needed to last ``min_duration`` seconds at ``fps`` (at least one)."""
-    return max(1, math.ceil(min_duration * fps - 1e-9))
-
-
-def cosine_similarity(image_embeddings: np.ndarray, class_embeddings: np.ndarray) -> np.ndarray:
-    """(T, D) and (C, D) embeddings -> (T, C) cosines; neither input needs to be normalised."""
-    return unit_rows(image_embeddings) @ unit_rows(class_embeddings).T
-
-
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * logits))  # the overflow-free form of 1 / (1 + exp(-x))
-
-
-def phase_probabilities(
-    image_embeddings: np.ndarray, class_embeddings: np.ndarray, logit_scale: float = PHASE_LOGIT_SCALE
-) -> np.ndarray:
-    """The upstream zero-shot rule: ``softmax(logit_scale * cos)`` over classes, one row per frame."""
-    return softmax(logit_scale * cosine_similarity(image_embeddings, class_embeddings))
-
-
-def tool_scores(
-    image_embeddings: np.ndarray,
-    class_embeddings: np.ndarray,
-    scale: float = PHASE_LOGIT_SCALE,
-    offset: float | None = None,
-) -> np.ndarray:
-    """Multi-label presence scores ``sigmoid(scale * (cos - offset))``, each tool on its own.
-
-    The cosine level of a contrastive model is not calibrated: it shifts with the model and the video, so
-    a fixed threshold on ``sigmoid(cos)`` means little. With ``offset=None`` each frame is centred on its
-    own mean cosine over the tools, so a score above 0.5 reads "closer to this tool's prompt than to the
-    average tool prompt"; pass a number for a fixed, calibrated offset instead.
-    """
-    cosines = cosine_similarity(image_embeddings, class_embeddings)
-    centre = cosines.mean(axis=1, keepdims=True) if offset is None else offset
-    return _sigmoid(scale * (cosines - centre))
+def minimum_frames(min_segment: float, fps: float) -> int:
+    """Frames needed to last ``min_segment`` seconds at ``fps`` (at least one)."""
+    return max(1, math.ceil(min_segment * fps - 1e-9))
 
 
 def log_transition_matrix(
@@ -285,7 +249,7 @@ def decode(
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.ndim != 2 or probabilities.shape[0] == 0:
         raise ValueError(f"expected (frames, classes) probabilities, got shape {probabilities.shape}")
-    min_frames = minimum_frames(settings.min_duration, fps)
+    min_frames = minimum_frames(settings.min_segment, fps)
     if settings.method == "argmax":
         return merge_short_segments(argmax(probabilities), probabilities, min_frames)
     log_transition = log_transition_matrix(
@@ -337,16 +301,16 @@ def presence_intervals(
     times: np.ndarray,
     threshold: float,
     fps: float,
-    min_duration: float = 0.0,
+    min_segment: float = 0.0,
     end: float | None = None,
 ) -> list[Segment]:
     """Where each tool's score reaches ``threshold``: one ``Segment`` per interval, ``label`` = tool index.
 
-    ``min_duration`` acts per tool as for phases: a short gap inside a presence, or a short blip of
+    ``min_segment`` acts per tool as for phases: a short gap inside a presence, or a short blip of
     presence, is merged into its neighbours.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    min_frames = minimum_frames(min_duration, fps)
+    min_frames = minimum_frames(min_segment, fps)
     intervals = []
     for tool in range(scores.shape[1]):
         absent_present = np.stack([1.0 - scores[:, tool], scores[:, tool]], axis=1)

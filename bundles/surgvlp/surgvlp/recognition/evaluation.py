@@ -50,7 +50,7 @@ from surgvlp.errors import SurgVLPError
 from surgvlp.atomic import atomic_write
 from surgvlp.recognition.timeline import Timeline, read_timeline
 
-SCHEMA = "surgvlp.recognition.evaluation/1"
+SCHEMA = "surgvlp.evaluation/1"
 CHOLEC80_FPS = 25.0
 CSV_FPS = 1.0
 RELAXED_TOLERANCE = 10.0

@@ -24,6 +24,7 @@ embedding is their mean, normalised again to unit length (which does not change 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -34,7 +35,7 @@ import numpy as np
 import yaml
 
 from surgvlp.errors import SurgVLPError
-from surgvlp.recognition.vectors import unit_rows
+from surgvlp.recognition.scoring import unit_rows
 
 TASKS = ("phase", "tool")
 _SET_KEYS = ("name", "task", "ordered", "order", "classes")
@@ -89,6 +90,11 @@ class PromptSet:
         bounds = np.cumsum([0] + [len(entry.prompts) for entry in self.classes])
         means = np.stack([unit[start:stop].mean(axis=0) for start, stop in zip(bounds[:-1], bounds[1:])])
         return unit_rows(means)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the set's content: what embeddings made from it are tied to, whatever it is called."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
         """The file format above; ``from_dict`` reads it back (timelines embed it)."""

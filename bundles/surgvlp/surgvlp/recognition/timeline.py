@@ -22,7 +22,8 @@ from surgvlp.recognition.decoding import Segment, frame_interval
 from surgvlp.errors import SurgVLPError
 from surgvlp.recognition.prompts import PromptSet
 
-SCHEMA = "surgvlp.recognition.timeline/1"
+SCHEMA = "surgvlp.timeline/2"
+READABLE_SCHEMAS = (SCHEMA, "surgvlp.timeline/1")  # 1 called the decoder's min_segment min_duration
 _SCHEMA_FAMILY = SCHEMA.split("/")[0]
 _DECIMALS = 6  # stored precision of times and scores: finer than any plot or metric needs, and keeps files small
 _REQUIRED_SOURCE_KEYS = ("duration", "sampled_fps")
@@ -128,7 +129,7 @@ class Timeline:
         """Rebuild a timeline from parsed JSON, checking the schema; problems name ``origin``."""
         if not isinstance(data, dict) or not str(data.get("schema", "")).startswith(_SCHEMA_FAMILY + "/"):
             raise SurgVLPError(f"{origin}: not a surgvlp timeline (no 'schema': {SCHEMA!r} field)")
-        if data["schema"] != SCHEMA:
+        if data["schema"] not in READABLE_SCHEMAS:
             raise SurgVLPError(f"{origin}: timeline schema {data['schema']!r} is not supported (this version reads "
                                f"{SCHEMA!r}); rerun the recognition or update surgvlp")
         try:
@@ -147,7 +148,7 @@ class Timeline:
                 source=data["source"],
                 model=data["model"],
                 prompt_set=prompt_set,
-                decoder=data["decoder"],
+                decoder={("min_segment" if key == "min_duration" else key): value for key, value in data["decoder"].items()},
                 times=np.asarray(frames["time"], dtype=np.float64),
                 scores=np.asarray(scores, dtype=np.float64).reshape(len(frames["time"]), -1),
                 segments=segments,
@@ -275,8 +276,25 @@ def _draw_band(axes, timeline: Timeline, colours: list) -> None:
     axes.set_ylabel("present")
 
 
-def write_plot(timeline: Timeline, path: Path) -> None:
-    """PNG: the decoded phases (or tool presences) as a coloured band above the per-class score curves."""
+PLOT_FORMATS = ("png", "pdf", "svg")
+
+
+def plot_format(path: Path) -> str:
+    """The format a plot's file name asks for; anything else is refused before the work that the plot ends."""
+    suffix = Path(path).suffix.lower().removeprefix(".")
+    if suffix not in PLOT_FORMATS:
+        endings = ", ".join(f".{name}" for name in PLOT_FORMATS)
+        raise SurgVLPError(f"{path}: a plot file's name must end in one of {endings}, which sets its format")
+    return suffix
+
+
+def write_plot(timeline: Timeline, path: Path, format: str | None = None) -> None:
+    """The decoded phases (or tool presences) as a coloured band above the per-class score curves.
+
+    ``format`` (one of :data:`PLOT_FORMATS`) defaults to the one ``path``'s ending asks for; give it when
+    ``path`` is a temporary file whose name does not say.
+    """
+    format = format or plot_format(path)
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter, MultipleLocator
@@ -306,4 +324,4 @@ def write_plot(timeline: Timeline, path: Path) -> None:
     if timeline.untrained:
         band.set_title("UNTRAINED MODEL: not a real prediction", loc="right", fontsize=10, color="red")
     with atomic_write(path, "wb") as stream:
-        figure.savefig(stream, format="png")
+        figure.savefig(stream, format=format)

@@ -23,10 +23,14 @@ from pydicom.uid import UID, generate_uid
 
 from surgvlp.errors import SurgVLPError
 from surgvlp.sources import open_source
+from surgvlp.sources.dicom_uids import (
+    H264_HIGH_LEVEL_4_1,
+    HEVC_MAIN_LEVEL_5_1,
+    MPEG2_MAIN_LEVEL,
+    MULTIFRAME_TRUE_COLOR_SC_IMAGE_STORAGE,
+    VIDEO_ENDOSCOPIC_IMAGE_STORAGE,
+)
 from surgvlp.sources.identity import file_fingerprint
-
-VIDEO_ENDOSCOPIC_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.77.1.1.1")
-MULTIFRAME_TRUE_COLOR_SC_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.7.4")
 
 VIDEO_ENDOSCOPIC_IOD_ATTRIBUTES = {
     "Patient": {"PatientName": "2", "PatientID": "2", "PatientBirthDate": "2", "PatientSex": "2"},
@@ -70,9 +74,9 @@ ones whose condition holds for a cine of lossy MPEG frames timed by Frame Time (
 Image Plane module; Content Date/Time: temporally related frames; Anatomic Region: an endoscopic image)."""
 
 _VIDEO_SYNTAXES = {  # codec -> (profiles accepted, highest level_idc, transfer syntax, compression method)
-    "h264": ({"High", "Main", "Constrained Baseline"}, 41, "1.2.840.10008.1.2.4.102", "ISO_14496_10"),
-    "hevc": ({"Main"}, 153, "1.2.840.10008.1.2.4.107", "ISO_23008_2"),
-    "mpeg2video": ({"Main"}, 8, "1.2.840.10008.1.2.4.100", "ISO_13818_2"),
+    "h264": ({"High", "Main", "Constrained Baseline"}, 41, H264_HIGH_LEVEL_4_1, "ISO_14496_10"),
+    "hevc": ({"Main"}, 153, HEVC_MAIN_LEVEL_5_1, "ISO_23008_2"),
+    "mpeg2video": ({"Main"}, 8, MPEG2_MAIN_LEVEL, "ISO_13818_2"),
 }
 """What a stream must be for each transfer syntax this package writes. H.264 level 4.1 is level_idc 41,
 HEVC level 5.1 is 153 (30 x 5.1); MPEG-2 Main Level is level 8 and is limited to 720 x 576."""

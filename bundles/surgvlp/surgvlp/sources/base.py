@@ -19,7 +19,7 @@ import numpy as np
 
 from surgvlp.errors import SurgVLPError
 from surgvlp.background import iterate_in_background
-from surgvlp.sources.sampling import select_frames
+from surgvlp.sources.sampling import sampling_rate, select_frames
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ class FrameSource(abc.ABC):
     Subclasses describe their native frames (``times`` sorted ascending, the matching source
     ``indices``, and the nominal ``native_fps`` or None to derive it from the times) and implement
     :meth:`_decode`; this class turns a sampling request into the frames
-    to decode and runs the decoding in a background thread, ``queue_depth`` frames ahead.
+    to decode and runs the decoding in a background thread, ``queue_depth`` frames ahead. ``path`` is
+    None for a file decoded from memory; ``name`` stands for the source in messages either way.
     """
 
     kind: str = ""
@@ -45,8 +46,9 @@ class FrameSource(abc.ABC):
 
     def __init__(
         self,
-        path: Path,
+        path: Path | None,
         *,
+        name: str | None = None,
         times: np.ndarray,
         indices: np.ndarray,
         native_fps: float | None,
@@ -55,26 +57,27 @@ class FrameSource(abc.ABC):
         start: float | None,
         end: float | None,
     ) -> None:
-        if len(times) == 0:
-            raise SurgVLPError(f"{path}: holds no frames")
-        if fps is not None and not fps > 0:
-            raise SurgVLPError(f"{path}: sampling rate must be positive, got fps={fps}")
         self.path = path
+        self.name = str(path) if name is None else name
+        if len(times) == 0:
+            raise SurgVLPError(f"{self.name}: holds no frames")
+        if fps is not None and not fps > 0:
+            raise SurgVLPError(f"{self.name}: sampling rate must be positive, got fps={fps}")
         self.native_fps = float(native_fps) if native_fps else _rate_from_times(times)
         self.frame_size = frame_size
         self.duration = float(times[-1]) + 1.0 / self.native_fps
-        self.fps = None if fps is None else float(fps)
+        self.fps = sampling_rate(fps, self.native_fps)
         self.start = 0.0 if start is None else float(start)
         self.end = self.duration if end is None else min(float(end), self.duration)
-        if self.start < 0 or self.start >= self.duration:
-            raise SurgVLPError(f"{path}: start {self.start:g} s is outside the source (duration {self.duration:.3f} s)")
-        if self.end <= self.start:
-            raise SurgVLPError(f"{path}: end {self.end:g} s must be after start {self.start:g} s")
+        if not 0 <= self.start < self.duration:  # written so that NaN is refused too
+            raise SurgVLPError(f"{self.name}: start {self.start:g} s is outside the source (duration {self.duration:.3f} s)")
+        if not self.end > self.start:
+            raise SurgVLPError(f"{self.name}: end {self.end:g} s must be after start {self.start:g} s")
         self._times = times
         self._indices = indices
-        self._selected = select_frames(times, self.native_fps, fps, self.start, self.end)
+        self._selected = select_frames(times, self.native_fps, self.fps, self.start, self.end)
         if len(self._selected) == 0:
-            raise SurgVLPError(f"{path}: no frames between {self.start:g} s and {self.end:g} s")
+            raise SurgVLPError(f"{self.name}: no frames between {self.start:g} s and {self.end:g} s")
 
     @property
     def frame_count(self) -> int:
@@ -91,7 +94,7 @@ class FrameSource(abc.ABC):
         """What a timeline records about where its frames came from."""
         return {
             "kind": self.kind,
-            "path": str(self.path),
+            "path": None if self.path is None else str(self.path),
             "content_id": self.content_id,
             "duration": self.duration,
             "native_fps": self.native_fps,
@@ -140,7 +143,7 @@ class FrameSource(abc.ABC):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}({str(self.path)!r}, frames={len(self)}/{self.frame_count}, "
+            f"{type(self).__name__}({self.name!r}, frames={len(self)}/{self.frame_count}, "
             f"duration={self.duration:.3f}s, native_fps={self.native_fps:g}, sampled_fps={self.fps})"
         )
 

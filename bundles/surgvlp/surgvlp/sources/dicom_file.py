@@ -19,35 +19,8 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from surgvlp.errors import SurgVLPError
-
-MPEG_TRANSFER_SYNTAXES = {
-    "1.2.840.10008.1.2.4.100": "MPEG2 Main Profile / Main Level",
-    "1.2.840.10008.1.2.4.100.1": "Fragmentable MPEG2 Main Profile / Main Level",
-    "1.2.840.10008.1.2.4.101": "MPEG2 Main Profile / High Level",
-    "1.2.840.10008.1.2.4.101.1": "Fragmentable MPEG2 Main Profile / High Level",
-    "1.2.840.10008.1.2.4.102": "MPEG-4 AVC/H.264 High Profile / Level 4.1",
-    "1.2.840.10008.1.2.4.102.1": "Fragmentable MPEG-4 AVC/H.264 High Profile / Level 4.1",
-    "1.2.840.10008.1.2.4.103": "MPEG-4 AVC/H.264 BD-compatible High Profile / Level 4.1",
-    "1.2.840.10008.1.2.4.103.1": "Fragmentable MPEG-4 AVC/H.264 BD-compatible High Profile / Level 4.1",
-    "1.2.840.10008.1.2.4.104": "MPEG-4 AVC/H.264 High Profile / Level 4.2 For 2D Video",
-    "1.2.840.10008.1.2.4.104.1": "Fragmentable MPEG-4 AVC/H.264 High Profile / Level 4.2 For 2D Video",
-    "1.2.840.10008.1.2.4.105": "MPEG-4 AVC/H.264 High Profile / Level 4.2 For 3D Video",
-    "1.2.840.10008.1.2.4.105.1": "Fragmentable MPEG-4 AVC/H.264 High Profile / Level 4.2 For 3D Video",
-    "1.2.840.10008.1.2.4.106": "MPEG-4 AVC/H.264 Stereo High Profile / Level 4.2",
-    "1.2.840.10008.1.2.4.106.1": "Fragmentable MPEG-4 AVC/H.264 Stereo High Profile / Level 4.2",
-    "1.2.840.10008.1.2.4.107": "HEVC/H.265 Main Profile / Level 5.1",
-    "1.2.840.10008.1.2.4.108": "HEVC/H.265 Main 10 Profile / Level 5.1",
-}
-"""Video transfer syntaxes: the encapsulated bytes are a stream (MP4, MPEG-TS/PS or elementary) for PyAV."""
-
-NATIVE_TRANSFER_SYNTAXES = frozenset(
-    {pydicom.uid.ImplicitVRLittleEndian, pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ExplicitVRBigEndian}
-)
-
-IMAGE_TRANSFER_SYNTAXES = frozenset(
-    {pydicom.uid.JPEGBaseline8Bit, pydicom.uid.JPEGExtended12Bit, pydicom.uid.JPEG2000Lossless, pydicom.uid.JPEG2000}
-)
-"""Encapsulated still-image syntaxes whose fragments Pillow decodes (8-bit JPEG and JPEG 2000)."""
+from surgvlp.sources.dicom_uids import MPEG_TRANSFER_SYNTAXES, uid_name
+from surgvlp.sources.input_file import InputFile
 
 _PIXEL_DATA_TAG = (0x7FE0, 0x0010)
 _ITEM = (0xFFFE, 0xE000)
@@ -59,7 +32,7 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 class DicomObject:
     """A DICOM file's data set (without Pixel Data) and where its pixel data lies in the file."""
 
-    path: Path
+    file: InputFile
     dataset: Dataset
     transfer_syntax: UID
     pixel_offset: int
@@ -67,12 +40,17 @@ class DicomObject:
     """Byte length of native pixel data; None when encapsulated (a sequence of fragment items)."""
 
     @property
-    def transfer_syntax_name(self) -> str:
-        return MPEG_TRANSFER_SYNTAXES.get(self.transfer_syntax) or _uid_name(self.transfer_syntax)
+    def path(self) -> Path | None:
+        return self.file.path
 
     @property
-    def sop_class_name(self) -> str:
-        return _uid_name(UID(self.dataset.get("SOPClassUID", "")))
+    def name(self) -> str:
+        """The file in messages."""
+        return self.file.name
+
+    @property
+    def transfer_syntax_name(self) -> str:
+        return uid_name(self.transfer_syntax)
 
     @property
     def is_video(self) -> bool:
@@ -93,10 +71,12 @@ class Fragments:
     spans: list[tuple[int, int]]
 
 
-def read_dicom(path: Path) -> DicomObject:
+def read_dicom(file: InputFile | Path) -> DicomObject:
     """Read the header of a DICOM file and locate its Pixel Data element; refuse files without one."""
+    file = InputFile.of(file)
+    path = file.name
     try:
-        with open(path, "rb") as stream, warnings.catch_warnings():
+        with file.open() as stream, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom's notes on odd values; what matters is raised below
             dataset = pydicom.dcmread(stream, stop_before_pixels=True)
             for _ in dataset:  # converts every element now, so malformed values fail here, not mid-run
@@ -104,6 +84,10 @@ def read_dicom(path: Path) -> DicomObject:
             element_offset = stream.tell()
             header = stream.read(12)
             file_size = stream.seek(0, 2)
+        if file.path is None:
+            dataset.filename = None  # not the closed stream, so that the source pickles for decoding workers
+    except SurgVLPError:
+        raise
     except OSError as error:
         raise SurgVLPError(f"{path}: cannot read file: {error.strerror or error}") from error
     except Exception as error:  # pydicom reports malformed input with many exception types
@@ -115,7 +99,7 @@ def read_dicom(path: Path) -> DicomObject:
     implicit = transfer_syntax == pydicom.uid.ImplicitVRLittleEndian
     order = ">" if big_endian else "<"
     if len(header) < 8 or struct.unpack(order + "HH", header[:4]) != _PIXEL_DATA_TAG:
-        sop_class = _uid_name(UID(dataset.get("SOPClassUID", "")))
+        sop_class = uid_name(dataset.get("SOPClassUID", ""))
         if "Image" in sop_class:
             raise SurgVLPError(f"{path}: {sop_class} instance ends before its pixel data: truncated?")
         raise SurgVLPError(f"{path}: {sop_class} instance has no pixel data: it is not an image or a video")
@@ -135,17 +119,17 @@ def read_dicom(path: Path) -> DicomObject:
             raise SurgVLPError(
                 f"{path}: truncated: pixel data needs {length} bytes but only {file_size - value_offset} are present"
             )
-    return DicomObject(path, dataset, transfer_syntax, value_offset, pixel_length)
+    return DicomObject(file, dataset, transfer_syntax, value_offset, pixel_length)
 
 
 def read_fragments(dicom: DicomObject) -> Fragments:
     """Walk the item headers of encapsulated pixel data (values are skipped, not read)."""
-    path = dicom.path
+    path = dicom.name
     if dicom.pixel_length is not None:
         raise SurgVLPError(f"{path}: pixel data is not encapsulated although {dicom.transfer_syntax_name} requires it")
     offset_table: list[int] | None = None
     spans: list[tuple[int, int]] = []
-    with open(path, "rb") as stream:
+    with dicom.file.open() as stream:
         file_size = stream.seek(0, 2)
         position = dicom.pixel_offset
         while True:
@@ -205,6 +189,3 @@ def dicom_details(dicom: DicomObject) -> dict[str, Any]:
         "transfer_syntax": dicom.transfer_syntax_name,
     }
 
-
-def _uid_name(uid: UID) -> str:
-    return uid.name if uid else "unknown SOP class"

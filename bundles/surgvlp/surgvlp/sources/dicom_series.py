@@ -75,7 +75,7 @@ class DicomSeriesSource(FrameSource):
 
     def _decode(self, positions: np.ndarray) -> Generator[np.ndarray, None, None]:
         for position in positions:
-            with open(self._instances[position].path, "rb") as stream:
+            with self._instances[position].file.open() as stream:
                 yield self._decoders[position].read(stream, 0)
 
     def _content_id(self) -> str:

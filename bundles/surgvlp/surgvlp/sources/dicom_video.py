@@ -24,10 +24,10 @@ class DicomVideoSource(VideoSource):
     def __init__(self, dicom: DicomObject, *, fps: float | None, start: float | None, end: float | None) -> None:
         self._dicom = dicom
         self._spans = read_fragments(dicom).spans
-        super().__init__(dicom.path, fps=fps, start=start, end=end)
+        super().__init__(dicom.file, fps=fps, start=start, end=end)
 
     def _input(self) -> BinaryIO:
-        return FragmentStream(self.path, self._spans)
+        return FragmentStream(self._dicom.file.open(), self._spans)
 
     def _untimed_frame_times(self, count: int, stream: av.video.stream.VideoStream) -> np.ndarray:
         times = frame_times(self._dicom.dataset, count)

@@ -1,23 +1,23 @@
-"""A read-only, seekable file object over byte ranges of a file.
+"""A read-only, seekable file object over byte ranges of another one.
 
 A DICOM video keeps its MP4 / MPEG stream in one or more pixel-data fragments. Handing PyAV a view over
 those ranges lets FFmpeg demux and seek inside the stream as if it were a plain file, without copying
-the stream into memory or onto disk.
+the stream into memory or onto disk; the underlying stream is the DICOM file, or its bytes in memory.
 """
 
 from __future__ import annotations
 
 import bisect
 import io
-from pathlib import Path
+from typing import BinaryIO
 
 
 class FragmentStream(io.RawIOBase):
-    """The concatenation of ``spans`` ((offset, length) pairs) of the file at ``path``."""
+    """The concatenation of ``spans`` ((offset, length) pairs) of the seekable binary ``stream``, which it closes."""
 
-    def __init__(self, path: Path, spans: list[tuple[int, int]]) -> None:
+    def __init__(self, stream: BinaryIO, spans: list[tuple[int, int]]) -> None:
         super().__init__()
-        self._file = open(path, "rb")
+        self._file = stream
         self._spans = spans
         self._starts = [0]
         for _, length in spans:

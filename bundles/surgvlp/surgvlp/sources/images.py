@@ -19,6 +19,8 @@ def decode_rgb(image: Path | BinaryIO, frame_size: tuple[int, int] | None, where
     try:
         with Image.open(image) as opened:
             rgb = np.asarray(opened.convert("RGB"))
+    except Image.DecompressionBombError as error:  # Pillow's limit on untrusted images stays in force
+        raise SurgVLPError(f"{where}: image too large to decode: {error}") from error
     except (OSError, ValueError, SyntaxError) as error:  # Pillow's ways of saying "corrupt"
         raise SurgVLPError(f"{where}: cannot decode image (corrupt or truncated?): {error}") from error
     if frame_size is not None and rgb.shape[:2] != frame_size:

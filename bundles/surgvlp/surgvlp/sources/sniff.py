@@ -1,4 +1,4 @@
-"""Recognising what a path holds from its first bytes, never from its name."""
+"""Recognising what a file holds from its first bytes, never from its name."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from surgvlp.errors import SurgVLPError
+from surgvlp.sources.input_file import InputFile
 
 _HEAD_BYTES = 192
 
@@ -20,13 +21,14 @@ _VIDEO_PREFIXES = (
 _IMAGE_PREFIXES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
 
-def sniff(path: Path) -> str | None:
+def sniff(file: Path | InputFile) -> str | None:
     """``"dicom"``, ``"video"``, ``"image"`` (PNG/JPEG) or None for anything else."""
+    file = InputFile.of(file)
     try:
-        with open(path, "rb") as stream:
+        with file.open() as stream:
             head = stream.read(_HEAD_BYTES)
     except OSError as error:
-        raise SurgVLPError(f"{path}: cannot read file: {error.strerror or error}") from error
+        raise SurgVLPError(f"{file}: cannot read file: {error.strerror or error}") from error
     if head[128:132] == b"DICM":
         return "dicom"
     if head[4:8] in _VIDEO_BOXES or head.startswith(_VIDEO_PREFIXES):

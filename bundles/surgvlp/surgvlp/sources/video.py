@@ -21,7 +21,8 @@ import numpy as np
 
 from surgvlp.errors import SurgVLPError
 from surgvlp.sources.base import FrameSource
-from surgvlp.sources.identity import content_id, file_fingerprint
+from surgvlp.sources.identity import content_id
+from surgvlp.sources.input_file import InputFile
 
 SEEK_MIN_SKIPPED_FRAMES = 12
 """Seeking flushes the (threaded) decoder; below this many skipped frames decoding on is cheaper."""
@@ -35,8 +36,9 @@ class VideoSource(FrameSource):
 
     kind = "video"
 
-    def __init__(self, path: Path, *, fps: float | None, start: float | None, end: float | None) -> None:
-        self.path = path
+    def __init__(self, file: InputFile | Path, *, fps: float | None, start: float | None, end: float | None) -> None:
+        self._file = InputFile.of(file)
+        self.name = self._file.name
         with self._open() as container:
             stream = self._video_stream(container)
             pts, keyframes = self._scan(container, stream)
@@ -54,7 +56,8 @@ class VideoSource(FrameSource):
         self._pts = pts
         self._keyframe_positions = np.union1d([0], np.flatnonzero(keyframes))  # the start is always a safe seek
         super().__init__(
-            path,
+            self._file.path,
+            name=self._file.name,
             times=times,
             indices=np.arange(count),
             native_fps=native_fps,
@@ -65,14 +68,15 @@ class VideoSource(FrameSource):
         )
 
     def _input(self) -> str | BinaryIO:
-        """What PyAV opens; the DICOM source hands over its pixel-data fragments instead of the file."""
-        return str(self.path)
+        """What PyAV opens: the path (FFmpeg's own file access), else a stream over the bytes; the DICOM
+        source hands over its pixel-data fragments instead of the file."""
+        return self._file.open() if self._file.path is None else str(self._file.path)
 
     def _untimed_frame_times(self, count: int, stream: av.video.stream.VideoStream) -> np.ndarray:
         """Times for streams without timestamps (raw H.264/HEVC elementary streams): the stream's nominal rate."""
         rate = stream.average_rate or stream.guessed_rate
         if not rate:
-            raise SurgVLPError(f"{self.path}: video stream has neither timestamps nor a frame rate")
+            raise SurgVLPError(f"{self.name}: video stream has neither timestamps nor a frame rate")
         return np.arange(count) / float(rate)
 
     @contextlib.contextmanager
@@ -83,7 +87,7 @@ class VideoSource(FrameSource):
                 container = av.open(source, mode="r")
             except (av.FFmpegError, OSError) as error:
                 raise SurgVLPError(
-                    f"{self.path}: not a readable video (corrupt or truncated?): {_reason(error)}"
+                    f"{self.name}: not a readable video (corrupt or truncated?): {_reason(error)}"
                 ) from error
             try:
                 yield container
@@ -95,10 +99,10 @@ class VideoSource(FrameSource):
 
     def _video_stream(self, container: av.container.InputContainer) -> av.video.stream.VideoStream:
         if not container.streams.video:
-            raise SurgVLPError(f"{self.path}: has no video stream")
+            raise SurgVLPError(f"{self.name}: has no video stream")
         stream = container.streams.video[0]
         if not stream.codec_context.width or not stream.codec_context.height:
-            raise SurgVLPError(f"{self.path}: video stream has no frame size (corrupt header?)")
+            raise SurgVLPError(f"{self.name}: video stream has no frame size (corrupt header?)")
         return stream
 
     def _scan(
@@ -113,13 +117,13 @@ class VideoSource(FrameSource):
                     stamps.append(packet.pts)
                     keys.append(packet.is_keyframe)
         except av.FFmpegError as error:
-            raise SurgVLPError(f"{self.path}: video stream is corrupt or truncated: {_reason(error)}") from error
+            raise SurgVLPError(f"{self.name}: video stream is corrupt or truncated: {_reason(error)}") from error
         if stream.frames and len(stamps) < stream.frames:
             raise SurgVLPError(
-                f"{self.path}: truncated: the header lists {stream.frames} frames but only {len(stamps)} are present"
+                f"{self.name}: truncated: the header lists {stream.frames} frames but only {len(stamps)} are present"
             )
         if not stamps:
-            raise SurgVLPError(f"{self.path}: video stream holds no frames")
+            raise SurgVLPError(f"{self.name}: video stream holds no frames")
         if any(stamp is None for stamp in stamps):
             return None, np.asarray(keys, dtype=bool)
         pts, flags = np.asarray(stamps, dtype=np.int64), np.asarray(keys, dtype=bool)
@@ -155,7 +159,7 @@ class VideoSource(FrameSource):
                     frame_position, frame = self._advance(decoded, position)
                 if frame_position != position:
                     raise SurgVLPError(
-                        f"{self.path}: frame {position} ({self._times[position]:.3f} s) could not be decoded "
+                        f"{self.name}: frame {position} ({self._times[position]:.3f} s) could not be decoded "
                         "(corrupt stream)"
                     )
                 next_position = position + 1
@@ -180,7 +184,7 @@ class VideoSource(FrameSource):
                     position += 1
                 yield position, frame
         except av.FFmpegError as error:
-            raise SurgVLPError(f"{self.path}: video stream is corrupt: {_reason(error)}") from error
+            raise SurgVLPError(f"{self.name}: video stream is corrupt: {_reason(error)}") from error
 
     def _advance(self, decoded: Iterator[tuple[int, av.VideoFrame]], position: int) -> tuple[int, av.VideoFrame]:
         """Decode on until the frame at ``position`` (or the first one after it)."""
@@ -188,11 +192,11 @@ class VideoSource(FrameSource):
             if frame_position >= position:
                 return frame_position, frame
         raise SurgVLPError(
-            f"{self.path}: stream ended before frame {position} ({self._times[position]:.3f} s): truncated?"
+            f"{self.name}: stream ended before frame {position} ({self._times[position]:.3f} s): truncated?"
         )
 
     def _content_id(self) -> str:
-        return content_id(file_fingerprint(self.path))
+        return content_id(self._file.fingerprint())
 
     def _details(self) -> dict[str, Any]:
         return {"codec": self._codec}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shlex
 import shutil
@@ -20,8 +19,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import surgvlp
 from surgvlp.errors import SurgVLPError
+from surgvlp.folders import WEIGHTS_DIR_ENV, default_weights_dir
 from surgvlp.weights.archive import extract_checkpoint, is_checkpoint_archive
 from surgvlp.atomic import UnwritableOutput, atomic_path
 from surgvlp.weights.variants import (
@@ -36,7 +35,6 @@ from surgvlp.weights.variants import (
     text_model_url,
 )
 
-WEIGHTS_DIR_ENV = "SURGVLP_WEIGHTS_DIR"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 HASH_CHUNK_BYTES = 1 << 20
@@ -45,14 +43,6 @@ VOCAB_MARKERS = frozenset({"[CLS]", "[SEP]", "[UNK]"})
 IMPORT_PREFIX = "import:"
 GENERATED_SOURCE = "generated"
 CHECKPOINT_TEXT_MODEL_DIRNAME = "text_model"
-
-
-def default_weights_dir() -> Path:
-    """``$SURGVLP_WEIGHTS_DIR`` if set, else the bundle's ``models/`` folder, where MONAI bundles keep weights."""
-    configured = os.environ.get(WEIGHTS_DIR_ENV, "").strip()
-    if configured:
-        return Path(configured).expanduser()
-    return Path(surgvlp.__file__).resolve().parents[1] / "models"
 
 
 def sha256_file(path: Path) -> str:
@@ -309,7 +299,14 @@ class WeightStore:
         uses this weights folder's Bio_ClinicalBERT. Files of that folder recorded in the manifest (see
         ``record_own_text_model``) are checked.
         """
-        beside = entry.path.parent / CHECKPOINT_TEXT_MODEL_DIRNAME
+        return self.text_model_dir_in(entry.path.parent)
+
+    def text_model_dir_in(self, folder: Path) -> Path:
+        """The text model for the checkpoints in ``folder``: its ``text_model/`` if it has one, else Bio_ClinicalBERT.
+
+        Files of that ``text_model/`` recorded in the manifest (see ``record_own_text_model``) are checked.
+        """
+        beside = Path(folder).resolve() / CHECKPOINT_TEXT_MODEL_DIRNAME
         if not beside.is_dir():
             return self.text_model_dir()
         for recorded in self.entries():

@@ -44,10 +44,11 @@ REQUIRED_TEXT_MODEL_FILES = ("config.json", "vocab.txt")
 TOKENIZER_CONFIG = "tokenizer_config.json"
 TEXT_MODEL_FILES = (*REQUIRED_TEXT_MODEL_FILES, TOKENIZER_CONFIG)
 
-# The hub folder has no tokenizer_config.json; in its absence transformers' BertTokenizer lower-cases
-# (do_lower_case defaults to true) although the vocabulary is cased. The published models were trained
-# and evaluated through that default, so the file written in its place states it rather than the model
-# card's "cased", which would change the tokens and the published numbers.
+# The hub folder has no tokenizer_config.json; in its absence upstream's AutoTokenizer builds BERT's
+# tokenizer with its defaults, which lower-case although the vocabulary is cased. The published models were
+# trained and evaluated through that default, so the file written in its place states it (and nothing else:
+# tests/test_parity.py checks that both folders tokenise alike) rather than the model card's "cased", which
+# would change the tokens and the published numbers.
 DEFAULT_TOKENIZER_CONFIG = {"tokenizer_class": "BertTokenizer", "do_lower_case": True}
 
 

@@ -1,0 +1,102 @@
+"""What a user waits for at the command line: a phase timeline of a 10-minute video, and the cold start of `embed`.
+
+1. ``surgvlp phases`` on a 10-minute 854x480 30 fps H.264 video at 1 fps, timed from process start to the
+   timeline written (empty cache), against the bare image-encoder forward on the same 600 frames, already
+   decoded and preprocessed, in this process. Target: end to end at least 0.9x the bare forward's speed.
+2. ``surgvlp embed`` on 48 PNG frames (854x480), timed from process start to the .npz written, against the
+   same embedding in a warm process (imports done, model loaded). Target: at most 6 s on 2 cores.
+
+Both run a random-weight model of Bio_ClinicalBERT's size (``--size full``, the default) or the toy one, on the
+CPU unless ``--device`` says otherwise.
+
+    python benchmarks/bench_cli.py                  # the 10-minute video is generated once (~2 min)
+    python benchmarks/bench_cli.py --duration 60    # a quicker check
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import surgvlp
+from surgvlp.network.preprocess import to_model_input
+from surgvlp.network.untrained import write_untrained_model
+from surgvlp.weights import WeightStore
+
+from bench_embed import write_frames
+from bench_sources import write_gradient_video
+
+SURGVLP = str(Path(sys.executable).with_name("surgvlp"))
+PNG_FRAMES = 48
+
+
+def run_cli(arguments: list[str], environment: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run([SURGVLP, *arguments], env=environment, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def bare_forward_seconds(model: surgvlp.LoadedModel, source: surgvlp.FrameSource, batch_size: int) -> float:
+    """The image encoder alone on the source's frames, decoded and preprocessed beforehand."""
+    ready = to_model_input(list(surgvlp.read_frames(source).images))
+    model.encoder.encode_images(ready[:batch_size])  # warm-up: allocator, kernels, thread pools
+    start = time.perf_counter()
+    for first in range(0, len(ready), batch_size):
+        model.encoder.encode_images(ready[first : first + batch_size])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=600, help="video length in seconds (default: 600)")
+    parser.add_argument("--size", choices=("full", "tiny"), default="full", help="text-model size (default: full)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        files = write_untrained_model(scratch / "model", size=args.size)
+        store = WeightStore(scratch / "weights")
+        store.record("untrained", files.checkpoint, source="generated", untrained=True)
+        environment = os.environ | {"SURGVLP_WEIGHTS_DIR": str(store.root), "SURGVLP_CACHE_DIR": str(scratch / "cache")}
+        model_options = ["--checkpoint", "untrained", "--allow-untrained", "--device", args.device,
+                         "--batch-size", str(args.batch_size)]
+
+        video = scratch / "video.mp4"
+        write_gradient_video(video, args.duration, 854, 480, 30, keyframe_seconds=2)
+        frames = scratch / "frames"
+        frames.mkdir()
+        write_frames(frames, PNG_FRAMES)
+
+        phases = run_cli(["phases", str(video), "--fps", "1", "--out", str(scratch / "t.json"), "--no-cache", *model_options],
+                         environment)
+        cold = run_cli(["embed", "--frames", str(frames), "--out", str(scratch / "e.npz"), *model_options], environment)
+
+        model = surgvlp.load_model("untrained", allow_untrained=True, device=args.device, store=store)
+        source = surgvlp.open_source(video, fps=1.0)
+        bare = bare_forward_seconds(model, source, args.batch_size)
+        start = time.perf_counter()
+        model.encoder.encode_source(surgvlp.open_source(frames, fps=None), batch_size=args.batch_size)
+        warm = time.perf_counter() - start
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, device {args.device}")
+    print(f"model: random weights, {args.size} text encoder; batch {args.batch_size}")
+    print(f"surgvlp phases, {args.duration} s 854x480 30 fps H.264 at 1 fps, from process start: {phases:.1f} s "
+          f"({len(source) / phases:.1f} frames/s)")
+    print(f"baseline, bare image-encoder forward on the same {len(source)} frames: {bare:.1f} s ({len(source) / bare:.1f} frames/s)")
+    print(f"ratio end to end / bare forward (speed): {bare / phases:.2f} (target >= 0.9)")
+    print(f"surgvlp embed cold start, {PNG_FRAMES} PNG 854x480 frames, process start to .npz: {cold:.2f} s (target <= 6 s)")
+    print(f"baseline, the same embedding in a warm process: {warm:.2f} s; ratio cold / warm: {cold / warm:.1f}")
+
+
+if __name__ == "__main__":
+    main()
