@@ -57,12 +57,24 @@ def isolated_folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
         yield
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Run a model on one CPU thread, as the shared test machines need, and restore the setting after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, isolated_folders: None) -> ModelFiles:
     """A random-weight model with the official checkpoint keys and a small BERT (4 layers, tiny vocabulary),
     recorded as untrained in the test weights folder, as ``surgvlp weights init-untrained`` does."""
     files = write_untrained_model(tmp_path_factory.mktemp("tiny_model"), size="tiny", seed=0)
-    WeightStore().record("untrained-tiny", files.checkpoint, source="generated", untrained=True)
+    store = WeightStore()
+    store.record_own_text_model(store.record("untrained-tiny", files.checkpoint, source="generated", untrained=True))
     return files
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 
 import pytest
 import torch
 from torchvision.models import resnet50
 
-from surgvlp.network.checkpoint import load_network, read_state_dict
+from surgvlp.network.checkpoint import file_is_marked_untrained, is_marked_untrained, load_network, read_state_dict
 from surgvlp.errors import SurgVLPError
+from surgvlp.network.model import SurgVLP
+from surgvlp.network.text import PromptTokenizer, load_text_config
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +102,33 @@ def test_checkpoint_for_another_text_model_is_a_shape_error(official_state_dict,
 def test_missing_text_model_folder_says_how_to_fix(tiny_model, tmp_path):
     with pytest.raises(SurgVLPError, match="surgvlp weights fetch"):
         load_network(tiny_model.checkpoint, tmp_path / "nowhere")
+
+
+# -- the untrained mark travels inside the file -------------------------------------------------------
+
+
+def fresh_network(text_model_dir) -> SurgVLP:
+    return SurgVLP(load_text_config(text_model_dir), PromptTokenizer(text_model_dir).sep_token_id)
+
+
+def test_the_untrained_file_is_a_bare_state_dict_that_plain_torch_loads_strictly(tiny_model):
+    """What upstream does with a checkpoint (torch.load, then a strict load_state_dict) works unchanged."""
+    state_dict = torch.load(tiny_model.checkpoint, map_location="cpu", weights_only=True)
+    assert all(isinstance(value, torch.Tensor) for value in state_dict.values())
+    network = fresh_network(tiny_model.text_model_dir)
+    assert not network.load_state_dict(state_dict, strict=True).missing_keys
+    assert is_marked_untrained(state_dict)
+
+
+def test_the_mark_survives_copying_and_reading_and_only_the_generator_sets_it(tiny_model, official_state_dict, tmp_path):
+    copy = shutil.copy(tiny_model.checkpoint, tmp_path / "renamed.pth")
+    assert file_is_marked_untrained(copy) and is_marked_untrained(read_state_dict(copy))
+    # The same weights saved from a network (as any training script does) are not marked: the mark is
+    # not in the tensors, and no official file has it.
+    network = fresh_network(tiny_model.text_model_dir)
+    network.load_state_dict(official_state_dict)
+    resaved = save(tmp_path / "resaved.pth", network.state_dict())
+    assert not file_is_marked_untrained(resaved) and not is_marked_untrained(read_state_dict(resaved))
+    assert not file_is_marked_untrained(save(tmp_path / "plain.pth", dict(official_state_dict)))
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    assert not file_is_marked_untrained(tmp_path / "junk.pth")

@@ -50,6 +50,9 @@ def test_embed_writes_the_documented_arrays(tiny_model, frame_folder, embed_args
     assert probabilities.shape == (3, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
+    unit = image / np.linalg.norm(image, axis=1, keepdims=True)
+    assert (unit @ unit.T)[~np.eye(3, dtype=bool)].max() < 0.9  # the frames' embeddings differ: order matters
+    assert np.abs(np.diff(probabilities, axis=0)).max() > 0.1
     encoder = SurgVLPEncoder.from_files(tiny_model.checkpoint, tiny_model.text_model_dir, device="cpu")
     natural_order = [np.asarray(Image.open(frame_folder / f"f_{index}.png")) for index in (1, 2, 10)]
     np.testing.assert_allclose(image, encoder.encode_frames(natural_order), rtol=1e-4, atol=1e-4)

@@ -125,10 +125,11 @@ def test_phase_csv_has_one_row_per_frame(tmp_path: Path) -> None:
     write_csv(timeline, tmp_path / "t.csv")
     with open(tmp_path / "t.csv", newline="") as stream:
         rows = list(csv.reader(stream))
-    assert rows[0] == ["time", "label", *timeline.class_names]
+    assert rows[0] == ["time", "label", "untrained", *timeline.class_names]
     assert len(rows) == 91
     assert [row[1] for row in rows[1:]] == [timeline.class_names[label] for label in timeline.labels]
-    np.testing.assert_allclose([[float(cell) for cell in row[2:]] for row in rows[1:]], timeline.scores, atol=1e-6)
+    assert {row[2] for row in rows[1:]} == {"true"}  # an untrained model's spreadsheet says so in every row
+    np.testing.assert_allclose([[float(cell) for cell in row[3:]] for row in rows[1:]], timeline.scores, atol=1e-6)
     assert [float(row[0]) for row in rows[1:]] == list(timeline.times)
 
 
@@ -136,7 +137,8 @@ def test_tool_csv_lists_present_tools(tmp_path: Path) -> None:
     write_csv(tool_timeline(), tmp_path / "tools.csv")
     with open(tmp_path / "tools.csv", newline="") as stream:
         rows = list(csv.reader(stream))
-    assert rows[0][:3] == ["time", "present", "Grasper"]
+    assert rows[0][:4] == ["time", "present", "untrained", "Grasper"]
+    assert {row[2] for row in rows[1:]} == {"false"}
     assert (rows[1][1], rows[21][1], rows[51][1], rows[61][1], rows[71][1]) == ("", "Grasper", "Grasper;Hook",
                                                                                  "Grasper", "")
 

@@ -546,3 +546,33 @@ def test_verify_reports_each_file_and_fails_on_an_altered_one(
     failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 1 and f"{TEXT_MODEL_DIRNAME}/vocab.txt" in failed[0]
     assert f"`surgvlp weights import --text-model {text_model_files} --dir {folder}`" in failed[0]
+
+
+def test_verify_hashes_the_text_model_of_an_untrained_model_and_flags_unrecorded_files(
+    tmp_path: Path, text_model_files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "w"
+    assert main(["weights", "init-untrained", "--dir", str(folder)]) == 0
+    capsys.readouterr()
+    assert main(["weights", "verify", "--dir", str(folder)]) == 0
+    assert capsys.readouterr().out.split() == [
+        "ok", "untrained-tiny", "ok", "untrained-tiny/text_model/config.json", "ok", "untrained-tiny/text_model/vocab.txt",
+    ]
+
+    store = WeightStore(folder)
+    own = folder / "untrained-tiny" / "text_model"
+    (own / "vocab.txt").write_text((own / "vocab.txt").read_text() + "scissors\n")
+    with pytest.raises(SurgVLPError, match="is not the untrained-tiny/text_model/vocab.txt file that was recorded"):
+        store.text_model_dir_for(store.resolve("untrained-tiny"))  # every load checks it, not only verify
+    (own / "special_tokens_map.json").write_text("{}")
+    shutil.copytree(text_model_files, folder / TEXT_MODEL_DIRNAME)  # copied in by hand, never imported
+    assert main(["weights", "verify", "--dir", str(folder)]) == 1
+    failed = sorted(line for line in capsys.readouterr().out.splitlines() if line.startswith("FAILED"))
+    assert [line.split(":")[0] for line in failed] == [
+        f"FAILED  {TEXT_MODEL_DIRNAME}/config.json",
+        f"FAILED  {TEXT_MODEL_DIRNAME}/vocab.txt",
+        "FAILED  untrained-tiny/text_model/special_tokens_map.json",
+        "FAILED  untrained-tiny/text_model/vocab.txt",
+    ]
+    assert f"is not recorded in the manifest, so it cannot be verified; import the folder with `surgvlp weights import --text-model {folder / TEXT_MODEL_DIRNAME} --dir {folder}`" in failed[0]
+    assert "it belongs to untrained-tiny" in failed[2]

@@ -3,9 +3,9 @@
 A bundle keeps in ``models/model.pt`` the state_dict of its ``network_def``
 (:class:`~surgvlp.network.phase_network.ZeroShotNetwork`): the official weights under their own key names,
 checked to load strictly, plus the class embeddings of a phase prompt set, computed by the checkpoint's own
-text encoder. The manifest records ``model.pt`` as ``model`` (untrained exactly when its source is) and the
-prompt-set record keeps the SHA-256 of the official file it came from, which anyone can compare with their
-own download.
+text encoder. The manifest records ``model.pt`` as ``model`` (untrained exactly when its source is, and then
+``model.pt`` carries the untrained mark inside too, see ``surgvlp.network.checkpoint``) and the prompt-set
+record keeps the SHA-256 of the official file it came from, which anyone can compare with their own download.
 
 The bundle's ``configs/metadata.json`` describes the network's output channels, so it is rewritten with the
 classes actually stored. ``model.pt``, the prompt-set record and the metadata are staged first and put in
@@ -27,7 +27,7 @@ import torch
 from surgvlp.atomic import atomic_path
 from surgvlp.errors import SurgVLPError
 from surgvlp.folders import BUNDLE_MARKER, bundle_dir
-from surgvlp.network.checkpoint import load_network
+from surgvlp.network.checkpoint import file_is_marked_untrained, load_network, mark_untrained
 from surgvlp.network.encoder import SurgVLPEncoder
 from surgvlp.network.phase_network import (
     BUNDLE_CHECKPOINT,
@@ -107,6 +107,7 @@ def convert_checkpoint(
             checkpoint = Path(staging) / "checkpoint.pth"
             extract_checkpoint(entry.path, checkpoint)
         model, tokenizer = load_network(checkpoint, text_dir)
+        untrained = entry.untrained or file_is_marked_untrained(checkpoint)  # also the mark inside an archive
         prompt_embeddings = SurgVLPEncoder(model, tokenizer, device="cpu").encode_prompts(phases.all_prompts())
         head = torch.from_numpy(phases.class_embeddings(prompt_embeddings)).float()
         network = build_network(text_dir, len(phases.classes))
@@ -117,17 +118,19 @@ def convert_checkpoint(
                 together.enter_context(atomic_path(path))
                 for path in (models.root / CHECKPOINT_FILE, models.root / PROMPT_SET_FILE, metadata_path)
             )
+            state_dict = mark_untrained(network.state_dict()) if untrained else network.state_dict()
             with open(staged_model, "wb") as stream:  # a stream, so the archive's inner name is fixed: same tensors, same bytes
-                torch.save(network.state_dict(), stream)
+                torch.save(state_dict, stream)
             save_prompt_set(phases, entry.sha256, staged_prompts)
             staged_metadata.write_text(text, encoding="utf-8")
     converted = models.record(
-        BUNDLE_CHECKPOINT, models.root / CHECKPOINT_FILE, source=CONVERTED_PREFIX + entry.source, untrained=entry.untrained
+        BUNDLE_CHECKPOINT, models.root / CHECKPOINT_FILE, source=CONVERTED_PREFIX + entry.source, untrained=untrained
     )
     prompts_entry = models.record(
-        PROMPT_SET, models.root / PROMPT_SET_FILE, source=f"{CONVERTED_PREFIX}prompt set {phases.name}", untrained=entry.untrained
+        PROMPT_SET, models.root / PROMPT_SET_FILE, source=f"{CONVERTED_PREFIX}prompt set {phases.name}", untrained=untrained
     )
     installed_text_dir = _install_text_model(store, models, text_dir)
+    models.record_own_text_model(converted)
     return ConvertedModel(converted, installed_text_dir, prompts_entry, phases.class_names)
 
 

@@ -54,7 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", parents=[folder], help="show the recorded weights and where they came from")
     listing.set_defaults(handler=_list)
 
-    verify = actions.add_parser("verify", parents=[folder], help="check every recorded file against its SHA-256")
+    verify = actions.add_parser(
+        "verify",
+        parents=[folder],
+        help="check every recorded file (checkpoints and text-model files) against its SHA-256, and that no text-model file is unrecorded",
+    )
     verify.set_defaults(handler=_verify)
 
     untrained = actions.add_parser(
@@ -99,6 +103,10 @@ def _describe(entry: WeightEntry) -> str:
     return f"{entry.name}: {entry.path} (SHA-256 {entry.sha256[:SHA256_SHOWN]}, {_size(entry.size)})"
 
 
+def _how_to_run_untrained(name: str) -> str:
+    return f"run it with --checkpoint {name} --allow-untrained; every output will say untrained: true"
+
+
 def _fetch(args: argparse.Namespace) -> None:
     from surgvlp.weights.fetch import fetch
 
@@ -116,7 +124,10 @@ def _import(args: argparse.Namespace) -> None:
         store.import_text_model(args.text_model)
         print(f"text model: {store.text_model_dir()}")
     else:
-        print(_describe(store.import_checkpoint(args.path, args.name)))
+        entry = store.import_checkpoint(args.path, args.name)
+        print(_describe(entry))
+        if entry.untrained:
+            print(f"untrained (random) weights: {_how_to_run_untrained(entry.name)}")
 
 
 def _list(args: argparse.Namespace) -> None:
@@ -143,8 +154,9 @@ def _init_untrained(args: argparse.Namespace) -> None:
     name = f"untrained-{args.size}"
     files = write_untrained_model(store.root / name, size=args.size, seed=args.seed)
     entry = store.record(name, files.checkpoint, source=GENERATED_SOURCE, untrained=True)
+    store.record_own_text_model(entry)
     print(_describe(entry))
-    print(f"run it with --checkpoint {name} --allow-untrained; every output will say untrained: true")
+    print(_how_to_run_untrained(name))
 
 
 def _verify(args: argparse.Namespace) -> int:

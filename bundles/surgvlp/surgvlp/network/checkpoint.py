@@ -3,13 +3,19 @@
 Loading is strict. The only tolerated difference is ``backbone_text.model.embeddings.position_ids``, a
 buffer that older transformers saved and current ones rebuild. Anything else means the file is not what the
 user thinks it is, and the error says what it looks like instead.
+
+A random-weight file written by :mod:`surgvlp.network.untrained` carries its mark inside the file, in the
+state_dict's ``_metadata`` (the per-module versions that ``torch.save`` keeps, ``torch.load`` restores and
+``load_state_dict`` reads only for the modules it names). The file stays a bare state_dict in the official
+layout that loads strictly anywhere, and every copy, import or conversion of it is still known to be untrained.
 """
 
 from __future__ import annotations
 
 import pickle
 import zipfile
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -26,6 +32,8 @@ computed (see :mod:`surgvlp.network.phase_network`). Read as an encoder checkpoi
 weights, and the head, derived data, is left out."""
 OFFICIAL_PREFIXES = ("backbone_img.model.", "backbone_img.global_embedder.", "backbone_text.model.")
 SHOWN_KEYS = 3
+UNTRAINED_MARK = "surgvlp:untrained"
+"""The ``_metadata`` entry of an untrained file; no module has this name, so loading ignores it."""
 
 
 def _describe_foreign(keys: list[str]) -> str:
@@ -70,8 +78,34 @@ def _describe_wrapper(path: Path, wrapper: dict) -> str:
     return f"{path} is a dict with keys {_first(map(str, wrapper))}, not a bare state_dict as the official files are{hint}"
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Load a checkpoint file on the CPU and check that it is a bare state_dict with official key prefixes."""
+def mark_untrained(state_dict: OrderedDict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
+    """Mark a state_dict (as ``Module.state_dict()`` returns it) as random weights, before it is saved."""
+    metadata = getattr(state_dict, "_metadata", None)
+    state_dict._metadata = OrderedDict(metadata or {}) | {UNTRAINED_MARK: {"untrained": True}}
+    return state_dict
+
+
+def is_marked_untrained(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    return UNTRAINED_MARK in (getattr(state_dict, "_metadata", None) or {})
+
+
+def file_is_marked_untrained(path: Path) -> bool:
+    """Whether the checkpoint file carries the untrained mark, without reading its tensors.
+
+    The file is memory-mapped, so this costs milliseconds even for a full checkpoint. A file torch cannot read
+    this way holds no mark (the mark is only ever written in torch's zip format); loading it says what it is.
+    """
+    try:
+        return is_marked_untrained(torch.load(path, map_location="cpu", weights_only=True, mmap=True))
+    except Exception:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for files it cannot map
+        return False
+
+
+def read_state_dict(path: Path) -> OrderedDict[str, torch.Tensor]:
+    """Load a checkpoint file on the CPU and check that it is a bare state_dict with official key prefixes.
+
+    The result keeps the file's ``_metadata``, so :func:`is_marked_untrained` answers for it.
+    """
     path = Path(path)
     if not path.is_file():
         raise SurgVLPError(f"checkpoint {path} does not exist")
@@ -88,7 +122,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     foreign = [key for key in keys if not key.startswith(OFFICIAL_PREFIXES)]
     if foreign:
         raise SurgVLPError(f"{path} is not a SurgVLP-family checkpoint: {_describe_foreign(keys)}; unexpected keys {_first(foreign)}")
-    return {key: value for key, value in state_dict.items() if key not in dropped}
+    kept = OrderedDict((key, value) for key, value in state_dict.items() if key not in dropped)
+    if hasattr(state_dict, "_metadata"):
+        kept._metadata = state_dict._metadata
+    return kept
 
 
 def load_network(checkpoint: Path, text_model_dir: Path) -> tuple[SurgVLP, PromptTokenizer]:

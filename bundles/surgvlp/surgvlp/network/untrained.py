@@ -2,7 +2,10 @@
 
 They exist so that the whole pipeline can be exercised (tests, demos, benchmarks) where the licensed weights
 cannot be downloaded. Their outputs mean nothing, so they run only when asked for explicitly, and every
-output they produce says ``"untrained": true``.
+output they produce says ``"untrained": true``. The mark is in the file itself (see
+:mod:`surgvlp.network.checkpoint`), so a copy or an import of it is just as untrained. The weights are
+calibrated (:mod:`surgvlp.network.calibration`) so that different frames get different embeddings and
+labels, and a test comparing them can fail.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from transformers import BertConfig
 
 from surgvlp.atomic import atomic_write
 from surgvlp.errors import SurgVLPError
+from surgvlp.network.calibration import calibrate
+from surgvlp.network.checkpoint import mark_untrained
 from surgvlp.network.model import EMBED_DIM, SurgVLP
+from surgvlp.network.text import PromptTokenizer
 from surgvlp.recognition.prompts import builtin_prompt_sets, load_prompt_set
 from surgvlp.weights.store import CHECKPOINT_TEXT_MODEL_DIRNAME
 
@@ -76,7 +82,8 @@ def _vocabulary(size: Size) -> list[str]:
 
 
 def write_untrained_model(out_dir: Path, size: Size = "tiny", seed: int = 0) -> ModelFiles:
-    """Write ``model.pth`` (a bare state_dict with upstream key names) and a matching ``text_model/`` folder."""
+    """Write ``model.pth`` (a bare state_dict with upstream key names, marked untrained) and a matching
+    ``text_model/`` folder; the same ``seed`` gives the same weights."""
     out_dir = Path(out_dir)
     text_dir = out_dir / CHECKPOINT_TEXT_MODEL_DIRNAME
     text_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +95,8 @@ def write_untrained_model(out_dir: Path, size: Size = "tiny", seed: int = 0) -> 
 
     torch.manual_seed(seed)
     model = SurgVLP(config, sep_token_id=vocab.index("[SEP]"))
+    calibrate(model, PromptTokenizer(text_dir), seed)
     checkpoint = out_dir / "model.pth"
     with atomic_write(checkpoint) as stream:
-        torch.save(model.state_dict(), stream)
+        torch.save(mark_untrained(model.state_dict()), stream)
     return ModelFiles(checkpoint, text_dir)

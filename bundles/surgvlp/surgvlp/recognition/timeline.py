@@ -217,18 +217,24 @@ def read_timeline(path: Path) -> Timeline:
 
 
 def write_csv(timeline: Timeline, path: Path) -> None:
-    """One row per sampled frame: time, the decoded label (phases) or the present tools, one column per class."""
+    """One row per sampled frame: time, the decoded label (phases) or the present tools, whether the model
+    was untrained, one column per class.
+
+    The ``untrained`` column is in every row, beside the label, so that a spreadsheet of an untrained model's
+    output says so wherever it is scrolled or filtered, and the columns are the same for every model.
+    """
     names = timeline.class_names
+    untrained = "true" if timeline.untrained else "false"
     with atomic_write(path, "w", encoding="utf-8", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["time", "label" if timeline.task == "phase" else "present", *names])
+        writer.writerow(["time", "label" if timeline.task == "phase" else "present", "untrained", *names])
         present = timeline.presence()
         for frame, (time, row) in enumerate(zip(timeline.times, timeline.scores)):
             if timeline.task == "phase":
                 label = names[timeline.labels[frame]]
             else:
                 label = ";".join(name for name, flag in zip(names, present[frame]) if flag)
-            writer.writerow([f"{time:.3f}", label, *(f"{value:.{_DECIMALS}f}" for value in row)])
+            writer.writerow([f"{time:.3f}", label, untrained, *(f"{value:.{_DECIMALS}f}" for value in row)])
 
 
 def format_clock(seconds: float, _position: object = None) -> str:

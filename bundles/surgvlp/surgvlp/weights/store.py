@@ -57,6 +57,11 @@ def text_model_entry_name(filename: str) -> str:
     return f"{TEXT_MODEL_DIRNAME}/{filename}"
 
 
+def own_text_model_entry_name(checkpoint_name: str, filename: str) -> str:
+    """The entry of a file in the ``text_model/`` folder beside a checkpoint, e.g. ``untrained-tiny/text_model/vocab.txt``."""
+    return f"{checkpoint_name}/{CHECKPOINT_TEXT_MODEL_DIRNAME}/{filename}"
+
+
 def _is_text_model_entry(entry: WeightEntry) -> bool:
     return entry.name.startswith(f"{TEXT_MODEL_DIRNAME}/")
 
@@ -120,20 +125,26 @@ class WeightStore:
 
     def record(self, name: str, path: Path, *, source: str, untrained: bool = False) -> WeightEntry:
         """Add or replace the manifest entry ``name`` for ``path``, hashing the file as it is now."""
-        path = Path(path).resolve()
-        entry = WeightEntry(
-            name=name,
-            path=path,
-            sha256=sha256_file(path),
-            size=path.stat().st_size,
-            source=source,
-            untrained=untrained,
-            recorded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        )
+        entry = _hashed_entry(name, path, source, untrained)
         entries = self._read()
         entries[name] = entry
         self._write(entries)
         return entry
+
+    def record_own_text_model(self, checkpoint: WeightEntry) -> list[WeightEntry]:
+        """Record every file of the ``text_model/`` folder beside ``checkpoint`` (see ``text_model_dir_for``).
+
+        A test model's vocabulary and BERT shape are part of it, so they are hashed like the checkpoint and
+        checked on every load and by ``verify``. Entries of files no longer there are dropped, so this also
+        forgets the folder once it is gone.
+        """
+        prefix = own_text_model_entry_name(checkpoint.name, "")
+        folder = checkpoint.path.parent / CHECKPOINT_TEXT_MODEL_DIRNAME
+        files = sorted(path for path in folder.iterdir() if path.is_file()) if folder.is_dir() else []
+        own = [_hashed_entry(prefix + path.name, path, checkpoint.source, checkpoint.untrained) for path in files]
+        entries = {name: entry for name, entry in self._read().items() if not name.startswith(prefix)}
+        self._write(entries | {entry.name: entry for entry in own})
+        return own
 
     def entries(self) -> list[WeightEntry]:
         return [entry for _, entry in sorted(self._read().items())]
@@ -194,20 +205,45 @@ class WeightStore:
         return entry if entry is not None and self._problem(entry) is None else None
 
     def verify(self) -> list[tuple[WeightEntry, bool, str]]:
-        """Every recorded file with whether it is intact and, if not, what is wrong and how to repair it."""
+        """Every recorded file with whether it is intact and, if not, what is wrong and how to repair it.
+
+        A file in a text-model folder that loading reads but the manifest does not know (copied in by hand)
+        fails too: nothing vouches for it, and it changes what the prompts mean.
+        """
+        entries = self.entries()
         results = []
-        for entry in self.entries():
+        for entry in entries:
             problem = self._problem(entry)
             results.append((entry, problem is None, problem or "ok"))
+        recorded = {entry.path for entry in entries}
+        for folder, repair in self._text_model_folders(entries).items():
+            for path in sorted(folder.iterdir()):
+                if path.is_file() and path.resolve() not in recorded:
+                    name = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
+                    entry = _hashed_entry(name, path, "unrecorded", False)
+                    results.append((entry, False, f"{path} is not recorded in the manifest, so it cannot be verified; {repair}"))
         return results
+
+    def _text_model_folders(self, entries: list[WeightEntry]) -> dict[Path, str]:
+        """The text-model folders that loading from this weights folder reads, with how to record each one."""
+        folders = {}
+        shared = self.root / TEXT_MODEL_DIRNAME
+        if shared.is_dir():
+            folders[shared] = f"import the folder with {self.command(f'import --text-model {shlex.quote(str(shared))}')}"
+        for entry in entries:
+            own = entry.path.parent / CHECKPOINT_TEXT_MODEL_DIRNAME
+            if own.is_dir() and own not in folders:
+                folders[own] = f"it belongs to {entry.name}: {self._repair(entry)}"
+        return folders
 
     # -- lookup --------------------------------------------------------------------------------------
 
     def resolve(self, name_or_path: str | Path) -> WeightEntry:
         """A recorded name (its file re-verified) or a checkpoint path (matched to an entry by content).
 
-        Matching paths by content means a copy of a recorded file keeps its provenance: a copied untrained
-        checkpoint is still reported as untrained.
+        Matching paths by content means a copy of a recorded file keeps its provenance. A file no entry
+        matches is untrained when it carries the mark that ``surgvlp.network.untrained`` writes into it, so
+        a random-weight file is known for what it is in any weights folder.
         """
         entries = self._read()
         key = name_or_path if name_or_path in entries else str(name_or_path).lower()
@@ -230,7 +266,16 @@ class WeightStore:
         for entry in entries.values():
             if entry.sha256 == digest:
                 return replace(entry, path=path.resolve())
-        return WeightEntry(name=path.stem, path=path.resolve(), sha256=digest, size=path.stat().st_size, source=f"file:{path.resolve()}")
+        from surgvlp.network.checkpoint import file_is_marked_untrained
+
+        return WeightEntry(
+            name=path.stem,
+            path=path.resolve(),
+            sha256=digest,
+            size=path.stat().st_size,
+            source=f"file:{path.resolve()}",
+            untrained=file_is_marked_untrained(path),
+        )
 
     def text_model_dir(self) -> Path:
         """The Bio_ClinicalBERT folder (config and vocabulary), checked against the manifest where recorded."""
@@ -251,14 +296,23 @@ class WeightStore:
 
         A checkpoint with a ``text_model/`` folder beside it (the layout ``surgvlp.network.untrained`` writes) uses
         that folder, because a test model's vocabulary and BERT size are its own; every other checkpoint
-        uses this weights folder's Bio_ClinicalBERT.
+        uses this weights folder's Bio_ClinicalBERT. Files of that folder recorded in the manifest (see
+        ``record_own_text_model``) are checked.
         """
         return self.text_model_dir_in(entry.path.parent)
 
     def text_model_dir_in(self, folder: Path) -> Path:
-        """The text model for the checkpoints in ``folder``: its ``text_model/`` if it has one, else Bio_ClinicalBERT."""
-        beside = Path(folder) / CHECKPOINT_TEXT_MODEL_DIRNAME
-        return beside if beside.is_dir() else self.text_model_dir()
+        """The text model for the checkpoints in ``folder``: its ``text_model/`` if it has one, else Bio_ClinicalBERT.
+
+        Files of that ``text_model/`` recorded in the manifest (see ``record_own_text_model``) are checked.
+        """
+        beside = Path(folder).resolve() / CHECKPOINT_TEXT_MODEL_DIRNAME
+        if not beside.is_dir():
+            return self.text_model_dir()
+        for recorded in self.entries():
+            if recorded.path.parent == beside:
+                self._require_intact(recorded)
+        return beside
 
     # -- adding files --------------------------------------------------------------------------------
 
@@ -266,9 +320,9 @@ class WeightStore:
         """Put the checkpoint ``path`` (or the one inside the zip ``path``) in the folder as ``<name>.pth``.
 
         The file is checked to be an official-layout state_dict before it replaces anything, so a wrong or
-        damaged file never displaces a good one.
+        damaged file never displaces a good one. It is recorded as untrained when it carries the untrained mark.
         """
-        from surgvlp.network.checkpoint import read_state_dict
+        from surgvlp.network.checkpoint import is_marked_untrained, read_state_dict
 
         path = Path(path)
         dest = self.root / f"{name}.pth"
@@ -276,14 +330,14 @@ class WeightStore:
             if is_checkpoint_archive(path):
                 member = extract_checkpoint(path, staged)
                 try:
-                    read_state_dict(staged)
+                    untrained = is_marked_untrained(read_state_dict(staged))
                 except SurgVLPError as error:
                     # Name the member of the user's archive, not the temporary file it was extracted to.
                     raise SurgVLPError(str(error).replace(str(staged), f"{member} (in {path})")) from None
             else:
-                read_state_dict(path)
+                untrained = is_marked_untrained(read_state_dict(path))
                 shutil.copyfile(path, staged)
-        return self.record(name, dest, source=source)
+        return self.record(name, dest, source=source, untrained=untrained)
 
     def import_checkpoint(self, path: Path, name: str | None = None) -> WeightEntry:
         """Install a checkpoint copied in by hand; the name is guessed from the file name unless given."""
@@ -328,6 +382,19 @@ class WeightStore:
         if TOKENIZER_CONFIG not in present:
             entries.append(self.add_default_tokenizer_config())
         return entries
+
+
+def _hashed_entry(name: str, path: Path, source: str, untrained: bool) -> WeightEntry:
+    path = Path(path).resolve()
+    return WeightEntry(
+        name=name,
+        path=path,
+        sha256=sha256_file(path),
+        size=path.stat().st_size,
+        source=source,
+        untrained=untrained,
+        recorded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
 def _guess_variant(path: Path) -> str:
