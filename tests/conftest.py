@@ -10,7 +10,8 @@ import pytest
 
 from surgvlp.folders import BUNDLE_DIR_ENV
 from surgvlp.recognition.cache import CACHE_DIR_ENV
-from surgvlp.network.untrained import ALLOW_UNTRAINED_ENV, ModelFiles, write_untrained_model
+from surgvlp.network.untrained import ModelFiles, write_untrained_model
+from surgvlp.untrained_policy import ALLOW_UNTRAINED_ENV
 from surgvlp.weights import WEIGHTS_DIR_ENV, WeightStore
 
 _real_connect = socket.socket.connect

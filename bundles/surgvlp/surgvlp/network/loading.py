@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from surgvlp.errors import SurgVLPError
-from surgvlp.network.untrained import require_untrained_allowed
+from surgvlp.untrained_policy import require_untrained_allowed
 from surgvlp.sources.identity import folder_id
 from surgvlp.weights import MANIFEST_NAME, WeightStore
 

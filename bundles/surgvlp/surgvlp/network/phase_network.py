@@ -30,7 +30,7 @@ from surgvlp.errors import SurgVLPError
 from surgvlp.network.checkpoint import BUNDLE_HEAD_KEY as HEAD_KEY
 from surgvlp.network.model import SurgVLP
 from surgvlp.network.text import PromptTokenizer, load_text_config
-from surgvlp.network.untrained import require_untrained_allowed
+from surgvlp.untrained_policy import require_untrained_allowed
 from surgvlp.recognition.scoring import PHASE_LOGIT_SCALE
 from surgvlp.recognition.prompts import PromptSet
 from surgvlp.weights import WeightEntry, WeightStore

@@ -10,7 +10,6 @@ labels, and a test comparing them can fail.
 
 from __future__ import annotations
 
-import os
 import re
 import string
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ import torch
 from transformers import BertConfig
 
 from surgvlp.atomic import atomic_write
-from surgvlp.errors import SurgVLPError
 from surgvlp.network.calibration import calibrate
 from surgvlp.network.checkpoint import mark_untrained
 from surgvlp.network.model import EMBED_DIM, SurgVLP
@@ -29,7 +27,6 @@ from surgvlp.network.text import PromptTokenizer
 from surgvlp.recognition.prompts import builtin_prompt_sets, load_prompt_set
 from surgvlp.weights.store import CHECKPOINT_TEXT_MODEL_DIRNAME
 
-ALLOW_UNTRAINED_ENV = "SURGVLP_ALLOW_UNTRAINED"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 BIO_CLINICAL_BERT_VOCAB_SIZE = 28996
 
@@ -47,19 +44,6 @@ TEXT_CONFIGS: dict[Size, dict[str, int]] = {
 class ModelFiles:
     checkpoint: Path
     text_model_dir: Path
-
-
-def untrained_allowed(flag: bool = False) -> bool:
-    """True when the user asked for untrained models, by flag or by environment variable."""
-    return flag or os.environ.get(ALLOW_UNTRAINED_ENV, "").strip().lower() in {"1", "true", "yes"}
-
-
-def require_untrained_allowed(what: str, flag: bool) -> None:
-    if not untrained_allowed(flag):
-        raise SurgVLPError(
-            f"{what} holds untrained (random) weights whose outputs mean nothing; to run it anyway pass "
-            f"--allow-untrained (bundle configs: --allow_untrained true) or set {ALLOW_UNTRAINED_ENV}=1"
-        )
 
 
 def _vocabulary(size: Size) -> list[str]:
