@@ -62,7 +62,8 @@ def main() -> None:
     print(f"encoder: {encoder}; per-frame argmax, {args.duration} s cases at 1 fps")
     print(f"trained on seeds {TRAIN_SEEDS}, held-out seed {HELD_OUT_SEED} ({len(truth)} frames)")
     print(f"zero-shot accuracy (baseline): {zero_shot:.3f}")
-    print(f"adapted accuracy:              {adapted:.3f} (target >= 0.80), {adapted / max(zero_shot, 1e-9):.1f}x the baseline")
+    ratio = f"{adapted / zero_shot:.1f}x the baseline" if zero_shot > 0 else "the baseline is 0, so no ratio"
+    print(f"adapted accuracy:              {adapted:.3f} (target >= 0.80), {adapted - zero_shot:+.3f} over the baseline; {ratio}")
 
 
 if __name__ == "__main__":

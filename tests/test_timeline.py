@@ -84,6 +84,18 @@ def test_tool_json_round_trip(tmp_path: Path) -> None:
     np.testing.assert_allclose(back.scores, timeline.scores, atol=1e-6)
 
 
+def test_version_1_files_still_read(tmp_path: Path) -> None:
+    """Version 1 called the decoder's min_segment min_duration; nothing else changed."""
+    write_json(phase_timeline(60), tmp_path / "t.json")
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert data["schema"] == "surgvlp.timeline/2" and "min_segment" in data["decoder"]
+    decoder = {("min_duration" if key == "min_segment" else key): value for key, value in data["decoder"].items()}
+    (tmp_path / "v1.json").write_text(json.dumps(data | {"schema": "surgvlp.timeline/1", "decoder": decoder}))
+    back = read_timeline(tmp_path / "v1.json")
+    assert back.decoder == data["decoder"]
+    np.testing.assert_array_equal(back.labels, read_timeline(tmp_path / "t.json").labels)
+
+
 def test_reader_checks_the_schema(tmp_path: Path) -> None:
     write_json(phase_timeline(60), tmp_path / "t.json")
     data = json.loads((tmp_path / "t.json").read_text())
