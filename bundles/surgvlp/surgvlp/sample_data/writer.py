@@ -145,7 +145,7 @@ def _render_and_encode(
         stream = container.add_stream("libx264", rate=scenario.fps, options=_X264_OPTIONS)
         stream.width, stream.height, stream.pix_fmt = scenario.width, scenario.height, "yuv420p"
         stream.codec_context.gop_size = scenario.fps
-        bar = tqdm(range(scenario.frame_count), desc="sample case", unit="frame", disable=not progress)
+        bar = tqdm(range(scenario.frame_count), desc="sample case", unit="frame", disable=None if progress else True)  # on a terminal only
         for number in bar:
             image, mask = renderer.render(number)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
