@@ -36,7 +36,8 @@ def test_every_exported_name_resolves() -> None:
 def test_model_records_its_provenance(model) -> None:
     described = model.describe()
     assert described["untrained"] is True and len(described["checkpoint_sha256"]) == 64
-    assert model.encoder.compute_precision == "fp32" and len(described["text_model_id"]) == 64
+    assert described["precision"] == "fp32" and described["preprocessing"].startswith("resize360x640-pil")
+    assert len(described["text_model_id"]) == 64
 
 
 def test_a_folder_stands_for_the_checkpoint_it_holds(tiny_model) -> None:

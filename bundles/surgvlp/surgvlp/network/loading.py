@@ -38,6 +38,8 @@ class LoadedModel:
             "checkpoint": str(self.checkpoint),
             "checkpoint_sha256": self.sha256,
             "text_model_id": self.text_model_id,
+            "precision": self.encoder.compute_precision,
+            "preprocessing": self.encoder.preprocessing,
             "untrained": self.untrained,
         }
 
