@@ -92,8 +92,6 @@ def _write(args: argparse.Namespace, timeline, outputs: dict[str, Path]) -> None
     print(f"wrote {args.out}: {len(timeline.times)} frames, {len(timeline.segments)} segments{note}")
 
 
-
-
 def run_phases(args: argparse.Namespace) -> None:
     outputs = _check(args, out=args.out, csv=args.csv, plot=args.plot)
     from surgvlp.recognition.adapter import PhaseAdapter
