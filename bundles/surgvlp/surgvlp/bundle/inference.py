@@ -231,6 +231,7 @@ class TimelineInferer(Inferer):
         self.recognition = load_prompt_set(self.prompt_set)
         self.head_matches = self.recognition == stored_prompt_set(self.weights_dir)
         self.text_model = text_model_dir(self.weights_dir)
+        self.text_model_id = folder_id(self.text_model)
         self.tokenizer = PromptTokenizer(self.text_model)
         self.cache = EmbeddingCache(Path(self.cache_dir) if self.cache_dir else None)
         if self.recognition.task == "phase":
@@ -246,19 +247,14 @@ class TimelineInferer(Inferer):
             encoder = SurgVLPEncoder(network, self.tokenizer, device=device, precision=self.precision)  # type: ignore[arg-type]
             entry = self.checkpoint
             self._loaded = {
-                id(network): LoadedModel(encoder, entry.name, entry.path, entry.sha256, entry.untrained, self.text_model, folder_id(self.text_model))
+                id(network): LoadedModel(encoder, entry.name, entry.path, entry.sha256, entry.untrained, self.text_model, self.text_model_id)
             }
         return self._loaded[id(network)]
 
     def describe(self) -> dict[str, Any]:
-        entry = self.checkpoint
-        return {
-            "variant": entry.name,
-            "checkpoint": str(entry.path),
-            "checkpoint_sha256": entry.sha256,
-            "text_model_id": folder_id(self.text_model),
-            "untrained": entry.untrained,
-        }
+        """What the index records about the model: what each timeline of the run records (every rank runs at
+        least one video, so the model exists by the time the index is written)."""
+        return next(iter(self._loaded.values())).describe()
 
     def __call__(self, inputs: Path, network: Callable, *args: Any, **kwargs: Any) -> dict[str, Any]:
         if not isinstance(network, ZeroShotNetwork):
