@@ -44,6 +44,36 @@ def test_missing_key_is_named(tiny_model, official_state_dict, tmp_path):
         load_network(save(tmp_path / "partial.pth", partial), tiny_model.text_model_dir)
 
 
+def test_the_image_half_alone_has_the_same_weights_and_is_checked_as_strictly(tiny_model, official_state_dict, tmp_path):
+    """What ``embed`` without prompts loads: the image encoder, from a file it maps instead of reading."""
+    image_only, tokenizer = load_network(tiny_model.checkpoint, tiny_model.text_model_dir, text_encoder=False)
+    assert tokenizer is None and image_only.backbone_text is None
+    image_keys = {key: value for key, value in official_state_dict.items() if key.startswith("backbone_img.")}
+    assert image_only.state_dict().keys() == image_keys.keys()
+    assert all(torch.equal(image_only.state_dict()[key], value) for key, value in image_keys.items())
+    assert all(parameter.requires_grad for parameter in image_only.parameters())  # parameters, as a copying load leaves them
+    partial = {key: value for key, value in official_state_dict.items() if "global_embedder" not in key}
+    with pytest.raises(SurgVLPError, match=r"missing keys backbone_img\.global_embedder\.bias"):
+        load_network(save(tmp_path / "partial.pth", partial), tiny_model.text_model_dir, text_encoder=False)
+    with pytest.raises(SurgVLPError, match="surgvlp weights fetch"):
+        load_network(tiny_model.checkpoint, tmp_path / "nowhere", text_encoder=False)
+
+
+def test_files_that_cannot_be_mapped_or_hold_other_dtypes_load_as_before(tiny_model, official_state_dict, tmp_path):
+    """A file in torch's legacy format is read whole; float16 tensors become the network's float32, as a copy would."""
+    legacy = tmp_path / "legacy.pth"
+    torch.save(official_state_dict, legacy, _use_new_zipfile_serialization=False)
+    model, _ = load_network(legacy, tiny_model.text_model_dir, text_encoder=False)
+    key = "backbone_img.global_embedder.weight"
+    assert torch.equal(model.state_dict()[key], official_state_dict[key])
+    half = save(tmp_path / "half.pth", {key: value.half() if value.is_floating_point() else value
+                                        for key, value in official_state_dict.items()})
+    for text_encoder in (True, False):
+        model, _ = load_network(half, tiny_model.text_model_dir, text_encoder=text_encoder)
+        assert model.state_dict()[key].dtype == torch.float32
+        assert torch.equal(model.state_dict()[key], official_state_dict[key].half().float())
+
+
 def test_torchvision_imagenet_checkpoint_is_recognised(tmp_path):
     path = save(tmp_path / "resnet50.pth", resnet50(weights=None).state_dict())
     with pytest.raises(SurgVLPError, match="torchvision ResNet ImageNet checkpoint"):

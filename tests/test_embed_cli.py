@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image
 
 from surgvlp.cli import build_parser, main
+from surgvlp.errors import SurgVLPError
 from surgvlp.recognition.scoring import phase_probabilities
 from surgvlp.network.encoder import SurgVLPEncoder
 
@@ -58,6 +60,34 @@ def test_embed_writes_the_documented_arrays(tiny_model, frame_folder, embed_args
     np.testing.assert_allclose(image, encoder.encode_frames(natural_order), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(text, encoder.encode_prompts(PROMPTS.splitlines()), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(probabilities, phase_probabilities(image, text), rtol=1e-4, atol=1e-6)
+
+
+def test_without_prompts_only_the_image_encoder_is_loaded(tiny_model, embed_args, tmp_path):
+    """The cold start of ``embed`` on frames: neither transformers nor torchvision is imported, and the frame
+    embeddings are those of the whole model, to the bit."""
+
+    def run(arguments: list[str], out: Path) -> tuple[np.ndarray, set[str]]:
+        """The image embeddings written, and the top-level packages imported on the way."""
+        completed = subprocess.run(
+            [sys.executable, "-X", "importtime", SURGVLP, *arguments, "--out", str(out)],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        assert completed.returncode == 0, completed.stderr
+        imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in completed.stderr.splitlines() if line.startswith("import time:")}
+        with np.load(out) as result:
+            return result["image_embeddings"], imported
+
+    with_prompts = embed_args[: embed_args.index("--out")] + embed_args[embed_args.index("--out") + 2 :]
+    without = with_prompts[: with_prompts.index("--prompts")] + with_prompts[with_prompts.index("--prompts") + 2 :]
+    reference, imported_with_prompts = run(with_prompts, tmp_path / "with.npz")
+    images, imported = run(without, tmp_path / "without.npz")
+    assert "transformers" in imported_with_prompts
+    assert "transformers" not in imported and "torchvision" not in imported and "torch" in imported
+    np.testing.assert_array_equal(images, reference)
+
+    image_only = SurgVLPEncoder.from_files(tiny_model.checkpoint, tiny_model.text_model_dir, device="cpu", text_encoder=False)
+    with pytest.raises(SurgVLPError, match="loaded without its text encoder"):
+        image_only.encode_prompts(["Washing"])
 
 
 def test_untrained_model_needs_explicit_consent(embed_args, tmp_path, capsys, monkeypatch):

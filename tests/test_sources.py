@@ -203,6 +203,27 @@ def test_breaking_early_stops_the_decoder_thread(case):
     assert not any(thread.name == "surgvlp-frame-decoder" for thread in threading.enumerate())
 
 
+def test_prefetched_frames_are_the_frames_of_an_iteration(case, tmp_path):
+    """What a command decodes before loading its model: the same frames, once; the iteration after is plain."""
+    source = open_source(case.video, fps=2.0)
+    reference = [(frame.time, frame.index, frame.image) for frame in source]
+    source.prefetch(4)
+    for _ in range(2):  # the prefetched iteration, then an ordinary one
+        frames = [(frame.time, frame.index, frame.image) for frame in source]
+        assert [frame[:2] for frame in frames] == [frame[:2] for frame in reference]
+        assert all(np.array_equal(frame[2], expected[2]) for frame, expected in zip(frames, reference, strict=True))
+    assert not any(thread.name == "surgvlp-frame-decoder" for thread in threading.enumerate())
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "f_0.png").write_bytes((case.frames / "case_0.png").read_bytes())
+    (folder / "f_1.png").write_bytes((case.frames / "case_1.png").read_bytes())
+    broken = open_source(folder)
+    (folder / "f_0.png").write_bytes(b"")  # the first frame breaks after the folder was opened
+    with pytest.raises(SurgVLPError, match="f_0.png"):
+        broken.prefetch(2)  # reported before the model would load
+
+
 def test_background_iteration_is_bounded_and_propagates_errors():
     produced = []
     finished = []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from surgvlp.cli import arguments
 from surgvlp.cli.options import add_fps_option, add_model_options, load_model_from_args
-from surgvlp.cli.preflight import preflight, preload_model_code, prompt_set_file
+from surgvlp.cli.preflight import preflight, prompt_set_file
 from surgvlp.errors import SurgVLPError
 from surgvlp.progress import progress_bar
 
@@ -45,7 +45,6 @@ def run(args: argparse.Namespace) -> None:
     prompt_set = load_prompt_set(args.prompt_set)
     truths = [read_truth(path, prompt_set.class_names) for path in args.truth]
     sources = [open_source(video, fps=args.fps) for video in args.video]  # every video is readable before training
-    preload_model_code()
     from surgvlp.recognition.adapter import PhaseAdapter
     from surgvlp.recognition.pipeline import embed
     from surgvlp.weights import default_weights_dir

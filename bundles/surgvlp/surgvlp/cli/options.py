@@ -73,7 +73,7 @@ def open_input(args: argparse.Namespace):
     return open_source(args.input, fps=args.fps, start=args.start, end=args.end, folder_fps=args.folder_fps)
 
 
-def load_model_from_args(args: argparse.Namespace):
+def load_model_from_args(args: argparse.Namespace, text_encoder: bool = True):
     from surgvlp import load_model
 
     return load_model(
@@ -83,5 +83,6 @@ def load_model_from_args(args: argparse.Namespace):
         device=args.device,
         precision=args.precision,
         preprocess=args.preprocess,
+        text_encoder=text_encoder,
     )
 

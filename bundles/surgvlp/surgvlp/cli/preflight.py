@@ -2,17 +2,13 @@
 
 Nothing here imports torch (a test runs the console script and checks), so that a missing input, a prompt
 file that is not there or an output over an input is reported before the 5 to 10 s and 880 MB it takes to
-load a model. Once its inputs are checked and its sources opened, a model command starts importing the model
-code in the background (:func:`preload_model_code`), beside the checkpoint hash that comes next.
+load a model.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
 import os
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,23 +30,6 @@ def preflight(
     if hasattr(args, "checkpoint") and hasattr(args, "text_model"):  # the model options of surgvlp.cli.options
         inputs |= model_inputs(args)
     return check_outputs(outputs, inputs)
-
-
-def preload_model_code() -> None:
-    """Import torch, torchvision and transformers in a background thread.
-
-    They are most of a model command's start-up; imported beside the checkpoint hash (which releases the
-    interpreter lock), they cost less wall time. Called after every input error could have been found. A failing import is left for the
-    command itself to report.
-    """
-
-    def load() -> None:
-        # Third-party modules only: this package's own modules are imported by the command's thread alone.
-        with contextlib.suppress(Exception):
-            for module in ("torch", "torchvision", "transformers.models.bert.modeling_bert"):
-                importlib.import_module(module)
-
-    threading.Thread(target=load, name="surgvlp-preload", daemon=True).start()
 
 
 def require_inputs(inputs: Mapping[str, PathOrPaths]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from surgvlp.cli import arguments
 from surgvlp.cli.options import add_model_options, add_source_options, load_model_from_args, open_input
-from surgvlp.cli.preflight import preflight, preload_model_code, prompt_set_file
+from surgvlp.cli.preflight import preflight, prompt_set_file
 from surgvlp.progress import progress_bar
 
 
@@ -64,7 +64,6 @@ def _recognise(args: argparse.Namespace, prompt_set, **settings):
 
     source = open_input(args)
     cache = False if args.no_cache else EmbeddingCache()  # a bad size limit in the environment costs no model load
-    preload_model_code()
     from surgvlp.recognition.pipeline import recognise_phases, recognise_tools
 
     recognise = recognise_phases if args.command == "phases" else recognise_tools

@@ -8,6 +8,9 @@ A random-weight file written by :mod:`surgvlp.network.untrained` carries its mar
 state_dict's ``_metadata`` (the per-module versions that ``torch.save`` keeps, ``torch.load`` restores and
 ``load_state_dict`` reads only for the modules it names). The file stays a bare state_dict in the official
 layout that loads strictly anywhere, and every copy, import or conversion of it is still known to be untrained.
+
+The file's tensors become the network's parameters as they are (``assign``), without a copy. A network of
+the image half alone maps the file into memory instead of reading it, so BERT's weights are never read.
 """
 
 from __future__ import annotations
@@ -15,15 +18,14 @@ from __future__ import annotations
 import pickle
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
-from transformers.initialization import no_init_weights
 
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.model import SurgVLP
-from surgvlp.network.text import PromptTokenizer, load_text_config
+from surgvlp.network.text import PromptTokenizer, load_text_config, require_text_model_files
 
 IGNORED_KEYS = frozenset({"backbone_text.model.embeddings.position_ids"})
 BUNDLE_HEAD_KEY = "class_embeddings"
@@ -31,6 +33,7 @@ BUNDLE_HEAD_KEY = "class_embeddings"
 computed (see :mod:`surgvlp.network.phase_network`). Read as an encoder checkpoint, the file is the official
 weights, and the head, derived data, is left out."""
 OFFICIAL_PREFIXES = ("backbone_img.model.", "backbone_img.global_embedder.", "backbone_text.model.")
+IMAGE_PREFIX = "backbone_img."
 SHOWN_KEYS = 3
 UNTRAINED_MARK = "surgvlp:untrained"
 """The ``_metadata`` entry of an untrained file; no module has this name, so loading ignores it."""
@@ -101,16 +104,18 @@ def file_is_marked_untrained(path: Path) -> bool:
         return False
 
 
-def read_state_dict(path: Path) -> OrderedDict[str, torch.Tensor]:
+def read_state_dict(path: Path, *, mmap: bool = False) -> OrderedDict[str, torch.Tensor]:
     """Load a checkpoint file on the CPU and check that it is a bare state_dict with official key prefixes.
 
-    The result keeps the file's ``_metadata``, so :func:`is_marked_untrained` answers for it.
+    The result keeps the file's ``_metadata``, so :func:`is_marked_untrained` answers for it. With ``mmap`` a
+    file in torch's zip format is mapped into memory, its tensors read when used (an older file cannot be, and
+    is read whole); the file then stays open as long as they live.
     """
     path = Path(path)
     if not path.is_file():
         raise SurgVLPError(f"checkpoint {path} does not exist")
     try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        state_dict = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
         raise SurgVLPError(_describe_unloadable(path, error)) from None
     if not isinstance(state_dict, dict):
@@ -122,20 +127,41 @@ def read_state_dict(path: Path) -> OrderedDict[str, torch.Tensor]:
     foreign = [key for key in keys if not key.startswith(OFFICIAL_PREFIXES)]
     if foreign:
         raise SurgVLPError(f"{path} is not a SurgVLP-family checkpoint: {_describe_foreign(keys)}; unexpected keys {_first(foreign)}")
-    kept = OrderedDict((key, value) for key, value in state_dict.items() if key not in dropped)
+    return _selected(state_dict, lambda key: key not in dropped)
+
+
+def _selected(state_dict: OrderedDict[str, torch.Tensor], keep: Callable[[str], bool]) -> OrderedDict[str, torch.Tensor]:
+    """The entries whose key ``keep`` accepts, with the file's ``_metadata`` (which BatchNorm reads its version from)."""
+    kept = OrderedDict((key, value) for key, value in state_dict.items() if keep(key))
     if hasattr(state_dict, "_metadata"):
         kept._metadata = state_dict._metadata
     return kept
 
 
-def load_network(checkpoint: Path, text_model_dir: Path) -> tuple[SurgVLP, PromptTokenizer]:
-    """Build the network from the text-model folder and load the checkpoint strictly, on the CPU."""
-    tokenizer = PromptTokenizer(text_model_dir)
-    # Every parameter is overwritten by the strict load below, so drawing random initial values (a second of
-    # work for BERT-base and ResNet-50) would only delay the start.
-    with no_init_weights():
-        model = SurgVLP(load_text_config(text_model_dir), tokenizer.sep_token_id)
-    state_dict = read_state_dict(checkpoint)
+def load_network(
+    checkpoint: Path, text_model_dir: Path, *, text_encoder: bool = True
+) -> tuple[SurgVLP, PromptTokenizer | None]:
+    """Build the network from the text-model folder and load the checkpoint strictly, on the CPU.
+
+    Without ``text_encoder`` the network is the image half alone, with no tokenizer: only the checkpoint's
+    ``backbone_img.*`` tensors are read and checked, and transformers is not imported.
+    """
+    if text_encoder:
+        tokenizer = PromptTokenizer(text_model_dir)
+        from transformers.initialization import no_init_weights
+
+        # Every parameter is replaced by the checkpoint's below, so drawing random initial values (a second of
+        # work for BERT-base and ResNet-50) would only delay the start.
+        with no_init_weights():
+            model = SurgVLP(load_text_config(text_model_dir), tokenizer.sep_token_id)
+    else:
+        require_text_model_files(Path(text_model_dir))
+        tokenizer = None
+        with torch.device("meta"):  # no memory and no initial values: the checkpoint's tensors take their place
+            model = SurgVLP(None)
+    state_dict = read_state_dict(checkpoint, mmap=not text_encoder)
+    if not text_encoder:
+        state_dict = _selected(state_dict, lambda key: key.startswith(IMAGE_PREFIX))
     expected = model.state_dict()
     missing = expected.keys() - state_dict.keys()
     unexpected = state_dict.keys() - expected.keys()
@@ -151,5 +177,7 @@ def load_network(checkpoint: Path, text_model_dir: Path) -> tuple[SurgVLP, Promp
             f"{tuple(state_dict[key].shape)}, expected {tuple(expected[key].shape)}"
             + (f" ({len(mismatched) - 1} more mismatched)" if len(mismatched) > 1 else "")
         )
-    model.load_state_dict(state_dict, strict=True)
+    for key, value in state_dict.items():  # a copying load would convert to the network's dtypes; so does this
+        state_dict[key] = value.to(expected[key].dtype)
+    model.load_state_dict(state_dict, strict=True, assign=True)
     return model.eval(), tokenizer

@@ -77,13 +77,13 @@ class SurgVLPEncoder:
     """A loaded SurgVLP-family model on a device, with its tokenizer and its way of preparing frames.
 
     ``preprocess`` is ``"pil"`` (upstream's pixels exactly) or ``"tensor"`` (faster, not identical); see
-    :mod:`surgvlp.network.preprocess`.
+    :mod:`surgvlp.network.preprocess`. A model loaded without its text encoder (no tokenizer) embeds frames only.
     """
 
     def __init__(
         self,
         model: SurgVLP,
-        tokenizer: PromptTokenizer,
+        tokenizer: PromptTokenizer | None,
         device: str | torch.device | None = None,
         precision: Precision = "auto",
         preprocess: PreprocessMode = DEFAULT_PREPROCESS,
@@ -115,8 +115,10 @@ class SurgVLPEncoder:
         device: str | torch.device | None = None,
         precision: Precision = "auto",
         preprocess: PreprocessMode = DEFAULT_PREPROCESS,
+        text_encoder: bool = True,
     ) -> SurgVLPEncoder:
-        return cls(*load_network(checkpoint, text_model_dir), device=device, precision=precision, preprocess=preprocess)
+        model, tokenizer = load_network(checkpoint, text_model_dir, text_encoder=text_encoder)
+        return cls(model, tokenizer, device=device, precision=precision, preprocess=preprocess)
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -135,6 +137,8 @@ class SurgVLPEncoder:
     @torch.inference_mode()
     def encode_prompts(self, prompts: Sequence[str]) -> np.ndarray:
         """(P, 768) float32 text embeddings, not normalised."""
+        if self.tokenizer is None:
+            raise SurgVLPError("this model was loaded without its text encoder, so it cannot embed prompts")
         tokens = {key: value.to(self.device) for key, value in self.tokenizer(list(prompts)).items()}
         with self._autocast():
             return self.model.encode_text(**tokens).float().cpu().numpy()

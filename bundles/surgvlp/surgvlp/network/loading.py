@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +17,9 @@ from surgvlp.weights import MANIFEST_NAME, WeightStore
 if TYPE_CHECKING:
     from surgvlp.network.encoder import Precision, SurgVLPEncoder
     from surgvlp.network.preprocess import PreprocessMode
+
+IMAGE_ENCODER_MODULES = ("torch",)
+TEXT_ENCODER_MODULES = ("transformers.models.bert.modeling_bert",)  # also the tokenizer's and the configuration's
 
 FOLDER_CHECKPOINT = "model"
 """The checkpoint a weights folder stands for when it holds several: the bundle's converted ``model.pt``."""
@@ -62,6 +68,25 @@ def _store_and_name(checkpoint: str | Path, store: WeightStore | None) -> tuple[
     raise SurgVLPError(f"{folder} is a folder without a weights manifest or a model.pth; give a variant, a checkpoint file or a weights folder")
 
 
+def _import_in_background(modules: tuple[str, ...]) -> threading.Thread:
+    """Import third-party ``modules`` in a daemon thread, which the caller joins before it uses them.
+
+    They are most of a model's load (torch alone takes over a second); imported beside the checkpoint's hash,
+    which releases the interpreter lock, they cost less wall time. Joining first means no two threads import
+    one package at once, which transformers' lazy modules do not survive. A failing import is left for the
+    loading thread to report.
+    """
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            for module in modules:
+                importlib.import_module(module)
+
+    thread = threading.Thread(target=load, name="surgvlp-import", daemon=True)
+    thread.start()
+    return thread
+
+
 def load_model(
     checkpoint: str | Path = "peskavlp",
     *,
@@ -71,20 +96,26 @@ def load_model(
     preprocess: PreprocessMode = "pil",
     allow_untrained: bool = False,
     store: WeightStore | None = None,
+    text_encoder: bool = True,
 ) -> LoadedModel:
     """Load a SurgVLP-family model once, verifying every recorded hash on the way.
 
     ``checkpoint`` is a variant fetched into the weights folder (``surgvlp``, ``hecvl``, ``peskavlp``), a checkpoint
     file or a weights folder. ``preprocess`` is ``"pil"`` (upstream's pixels exactly) or ``"tensor"`` (faster,
     not identical; see :mod:`surgvlp.network.preprocess`). An untrained checkpoint is recognised wherever the
-    file was copied, and is refused unless the caller allowed untrained models.
+    file was copied, and is refused unless the caller allowed untrained models. ``text_encoder=False`` loads
+    the image encoder alone, for a caller that embeds frames and no prompts: it starts seconds sooner.
     """
     store, name = _store_and_name(checkpoint, store)
+    importing = _import_in_background(IMAGE_ENCODER_MODULES + (TEXT_ENCODER_MODULES if text_encoder else ()))
     entry = store.resolve(name)
     if entry.untrained:
         require_untrained_allowed(f"checkpoint {entry.path}", allow_untrained)
     text_dir = Path(text_model).expanduser() if text_model else store.text_model_dir_for(entry)
-    from surgvlp.network.encoder import SurgVLPEncoder  # torch: after the cheap checks and the hashing above
+    importing.join()
+    from surgvlp.network.encoder import SurgVLPEncoder
 
-    encoder = SurgVLPEncoder.from_files(entry.path, text_dir, device=device, precision=precision, preprocess=preprocess)
+    encoder = SurgVLPEncoder.from_files(
+        entry.path, text_dir, device=device, precision=precision, preprocess=preprocess, text_encoder=text_encoder
+    )
     return LoadedModel(encoder, entry.name, entry.path, entry.sha256, entry.untrained, text_dir, folder_id(text_dir))

@@ -3,14 +3,22 @@
 Module and parameter names follow the official checkpoints (``backbone_img.model.*``,
 ``backbone_img.global_embedder.*``, ``backbone_text.model.*``) so that an official ``state_dict`` loads
 strictly, without renaming.
+
+Built without a text configuration, the network is its image half alone: all that embedding frames needs,
+without transformers (whose import costs two seconds at every start) or BERT's weights.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
-from torchvision.models import resnet50
-from transformers import BertConfig, BertModel
+
+from surgvlp.network.resnet import ResNet50
+
+if TYPE_CHECKING:
+    from transformers import BertConfig
 
 EMBED_DIM = 768
 """Width of the shared image-text embedding space (BERT-base's hidden size)."""
@@ -27,16 +35,12 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, embed_dim: int = EMBED_DIM) -> None:
         super().__init__()
-        self.model = resnet50(weights=None)
-        # Upstream replaces ``fc`` with an identity, so checkpoints hold no ``fc`` keys.
-        self.model.fc = nn.Identity()
-        self.global_embedder = nn.Linear(self.model.inplanes, embed_dim)
+        self.model = ResNet50()
+        self.global_embedder = nn.Linear(self.model.out_channels, embed_dim)
 
     def feature_map(self, images: Tensor) -> Tensor:
         """The layer4 activations, (N, 2048, H/32, W/32)."""
-        trunk = self.model
-        x = trunk.maxpool(trunk.relu(trunk.bn1(trunk.conv1(images))))
-        return trunk.layer4(trunk.layer3(trunk.layer2(trunk.layer1(x))))
+        return self.model(images)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.global_embedder(self.feature_map(images).mean(dim=(2, 3)))
@@ -59,6 +63,8 @@ class TextEncoder(nn.Module):
         super().__init__()
         if config.num_hidden_layers < TEXT_LAYERS_POOLED:
             raise ValueError(f"the text model needs at least {TEXT_LAYERS_POOLED} layers, got {config.num_hidden_layers}")
+        from transformers import BertModel  # only here: the image half never needs transformers
+
         self.model = BertModel(config, add_pooling_layer=True)
         self.sep_token_id = sep_token_id
 
@@ -81,13 +87,16 @@ class TextEncoder(nn.Module):
 
 
 class SurgVLP(nn.Module):
-    """Image and text encoders into one 768-d space; zero-shot scores are ``softmax(100 * cos)``."""
+    """Image and text encoders into one 768-d space; zero-shot scores are ``softmax(100 * cos)``.
 
-    def __init__(self, text_config: BertConfig, sep_token_id: int) -> None:
+    With ``text_config`` None there is no ``backbone_text``: the network embeds images only.
+    """
+
+    def __init__(self, text_config: BertConfig | None, sep_token_id: int | None = None) -> None:
         super().__init__()
         # There is no text projection: the image side projects straight into BERT's hidden size.
-        self.backbone_img = ImageEncoder(text_config.hidden_size)
-        self.backbone_text = TextEncoder(text_config, sep_token_id)
+        self.backbone_img = ImageEncoder(EMBED_DIM if text_config is None else text_config.hidden_size)
+        self.backbone_text = None if text_config is None else TextEncoder(text_config, sep_token_id)
 
     def encode_image(self, images: Tensor) -> Tensor:
         return self.backbone_img(images)

@@ -2,23 +2,31 @@
 
 Only the configuration, the vocabulary and the tokenizer settings come from the folder; the weights come
 from the SurgVLP-family checkpoint. Nothing here reaches the network: the folder is fetched once by ``surgvlp weights fetch``.
+transformers is imported by the functions that build its objects, so that checking the folder stays cheap.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import torch
-from transformers import AutoTokenizer, BertConfig
+from typing import TYPE_CHECKING
 
 from surgvlp.errors import SurgVLPError
 from surgvlp.network.model import CONTEXT_LENGTH
 
+if TYPE_CHECKING:
+    import torch
+    from transformers import BertConfig
+
 TEXT_MODEL_FILES = ("config.json", "vocab.txt")
 
 
-def _require_files(folder: Path) -> None:
+def require_text_model_files(folder: Path) -> None:
+    """The folder holds the files that the tokenizer and BERT's configuration are read from.
+
+    Checked even where only images are embedded (transformers is then not imported): every model records
+    the text model it belongs to.
+    """
     if not folder.is_dir():
         raise SurgVLPError(
             f"text model folder {folder} does not exist; run `surgvlp weights fetch <variant>` "
@@ -31,8 +39,10 @@ def _require_files(folder: Path) -> None:
 
 def load_text_config(folder: Path) -> BertConfig:
     """BERT's architecture as described by ``config.json``; random weights, replaced by the checkpoint."""
+    from transformers import BertConfig
+
     folder = Path(folder)
-    _require_files(folder)
+    require_text_model_files(folder)
     try:
         values = json.loads((folder / "config.json").read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -62,6 +72,8 @@ class PromptTokenizer:
     """
 
     def __init__(self, folder: Path) -> None:
+        from transformers import AutoTokenizer
+
         folder = Path(folder)
         config = load_text_config(folder)
         try:

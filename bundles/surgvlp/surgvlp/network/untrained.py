@@ -23,6 +23,7 @@ from surgvlp.atomic import atomic_write
 from surgvlp.network.calibration import calibrate
 from surgvlp.network.checkpoint import mark_untrained
 from surgvlp.network.model import EMBED_DIM, SurgVLP
+from surgvlp.network.resnet import initialise_like_torchvision
 from surgvlp.network.text import PromptTokenizer
 from surgvlp.recognition.prompts import builtin_prompt_sets, load_prompt_set
 from surgvlp.weights.store import CHECKPOINT_TEXT_MODEL_DIRNAME
@@ -79,6 +80,7 @@ def write_untrained_model(out_dir: Path, size: Size = "tiny", seed: int = 0) -> 
 
     torch.manual_seed(seed)
     model = SurgVLP(config, sep_token_id=vocab.index("[SEP]"))
+    initialise_like_torchvision(model.backbone_img.model)
     calibrate(model, PromptTokenizer(text_dir), seed)
     checkpoint = out_dir / "model.pth"
     with atomic_write(checkpoint) as stream:

@@ -78,6 +78,7 @@ class FrameSource(abc.ABC):
         self._selected = select_frames(times, self.native_fps, self.fps, self.start, self.end)
         if len(self._selected) == 0:
             raise SurgVLPError(f"{self.name}: no frames between {self.start:g} s and {self.end:g} s")
+        self._prefetched: Iterator[Frame] | None = None
 
     @property
     def frame_count(self) -> int:
@@ -111,7 +112,18 @@ class FrameSource(abc.ABC):
         return len(self._selected)
 
     def __iter__(self) -> Iterator[Frame]:
-        return iterate_in_background(self._frames(), depth=self.queue_depth, name="surgvlp-frame-decoder")
+        prefetched, self._prefetched = self._prefetched, None
+        return prefetched or iterate_in_background(self._frames(), depth=self.queue_depth, name="surgvlp-frame-decoder")
+
+    def prefetch(self, count: int) -> None:
+        """Decode the first frame now and the next ones in the background, for the next iteration to take.
+
+        A command calls this before it loads its model: an unreadable source is reported before that work,
+        and the first batch is decoded while torch is imported (which holds one core for over a second).
+        That iteration's decoding thread runs up to ``count`` frames ahead, not ``queue_depth``.
+        """
+        frames = iterate_in_background(self._frames(), depth=max(count, 1), name="surgvlp-frame-decoder")
+        self._prefetched = _first_then_rest(next(frames), frames)
 
     def _frames(self) -> Generator[Frame, None, None]:
         return self.frames_at(self._selected)
@@ -146,6 +158,11 @@ class FrameSource(abc.ABC):
             f"{type(self).__name__}({self.name!r}, frames={len(self)}/{self.frame_count}, "
             f"duration={self.duration:.3f}s, native_fps={self.native_fps:g}, sampled_fps={self.fps})"
         )
+
+
+def _first_then_rest(first: Frame, rest: Iterator[Frame]) -> Generator[Frame, None, None]:
+    yield first
+    yield from rest  # closing this closes ``rest``, which stops its decoding thread
 
 
 def _rate_from_times(times: np.ndarray) -> float:
