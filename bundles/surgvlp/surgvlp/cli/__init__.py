@@ -12,6 +12,7 @@ import os
 import sys
 from typing import NoReturn
 
+from surgvlp.cli.memory import reuse_freed_memory
 from surgvlp.errors import SurgVLPError
 
 SUBCOMMAND_MODULES = ("sample_data", "embed", "recognise", "evaluate", "adapt", "cache", "weights", "bundle", "export")
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    reuse_freed_memory()
     try:
         status = args.handler(args) or 0
         sys.stdout.flush()  # a closed pipe raises here, where it is caught, not at interpreter exit
