@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 IMAGE_ENCODER_MODULES = ("torch",)
 TEXT_ENCODER_MODULES = ("transformers.models.bert.modeling_bert",)  # also the tokenizer's and the configuration's
+_IMPORTING = threading.Lock()
 
 FOLDER_CHECKPOINT = "model"
 """The checkpoint a weights folder stands for when it holds several: the bundle's converted ``model.pt``."""
@@ -72,13 +73,13 @@ def _import_in_background(modules: tuple[str, ...]) -> threading.Thread:
     """Import third-party ``modules`` in a daemon thread, which the caller joins before it uses them.
 
     They are most of a model's load (torch alone takes over a second); imported beside the checkpoint's hash,
-    which releases the interpreter lock, they cost less wall time. Joining first means no two threads import
-    one package at once, which transformers' lazy modules do not survive. A failing import is left for the
-    loading thread to report.
+    which releases the interpreter lock, they cost less wall time. Joining first, and one such thread at a
+    time (models loaded from several threads at once), means no two threads import one package at once, which
+    transformers' lazy modules do not survive. A failing import is left for the loading thread to report.
     """
 
     def load() -> None:
-        with contextlib.suppress(Exception):
+        with _IMPORTING, contextlib.suppress(Exception):
             for module in modules:
                 importlib.import_module(module)
 
