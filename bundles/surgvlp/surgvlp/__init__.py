@@ -11,6 +11,7 @@ app and the benchmarks all use the small API below, so each piece of logic lives
     tools = surgvlp.recognise_tools(model, source)
     embeddings = surgvlp.embed(model, source, "cholec80")          # reused by phase_timeline(embeddings, ...)
     frames = surgvlp.read_frames(source)                           # (T, H, W, 3) uint8 and their times
+    masks = surgvlp.segment(model, source, "the clipper", sam2=surgvlp.load_sam2("sam2-tiny"))  # labels: (T, H, W)
 
 Names are imported on first use, so ``import surgvlp`` (and ``surgvlp --help``) does not pay for torch.
 """
@@ -44,6 +45,10 @@ _EXPORTS = {
     "PhaseAdapter": "surgvlp.recognition.adapter",
     "CancelToken": "surgvlp.progress",
     "Cancelled": "surgvlp.progress",
+    "segment": "surgvlp.segmentation",
+    "Segmentation": "surgvlp.segmentation",
+    "load_sam2": "surgvlp.segmentation",
+    "Sam2Tracker": "surgvlp.segmentation",
     "SurgVLPError": "surgvlp.errors",
 }
 
@@ -59,6 +64,7 @@ if TYPE_CHECKING:
     from surgvlp.recognition.pipeline import Embeddings, embed, phase_timeline, recognise_phases, recognise_tools, tool_timeline
     from surgvlp.recognition.prompts import PromptSet, load_prompt_set
     from surgvlp.recognition.timeline import Timeline, read_timeline
+    from surgvlp.segmentation import Sam2Tracker, Segmentation, load_sam2, segment
     from surgvlp.sources import FrameSource, open_source
     from surgvlp.sources.frame_array import SampledFrames, read_frames
 

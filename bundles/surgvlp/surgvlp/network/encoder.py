@@ -123,14 +123,22 @@ class SurgVLPEncoder:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    @torch.inference_mode()
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Preprocessed (N, 3, 224, 224) images -> (N, 768) float32 embeddings on the CPU."""
+    def _forward(self, images: torch.Tensor, network: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
         if self.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            return self.model.encode_image(images).float().cpu()
+            return network(images).float().cpu()
+
+    @torch.inference_mode()
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Preprocessed (N, 3, 224, 224) images -> (N, 768) float32 embeddings on the CPU."""
+        return self._forward(images, self.model.encode_image)
+
+    @torch.inference_mode()
+    def encode_dense(self, images: torch.Tensor) -> torch.Tensor:
+        """Preprocessed (N, 3, H, W) images -> (N, 768, H/32, W/32) float32 per-cell embeddings on the CPU."""
+        return self._forward(images, self.model.backbone_img.dense_embeddings)
 
     @torch.inference_mode()
     def encode_prompts(self, prompts: Sequence[str]) -> np.ndarray:
@@ -147,11 +155,14 @@ class SurgVLPEncoder:
         progress: Progress | None = None,
         total: int = 0,
         cancel: CancelToken | None = None,
+        encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> np.ndarray:
         """(H, W, 3) uint8 RGB frames -> (N, 768) float32 embeddings, preprocessing overlapped with the model.
 
         ``prepare`` turns a list of frames into model input (by default they are resized, cropped and
-        normalised the encoder's way, see ``preprocess``).
+        normalised the encoder's way, see ``preprocess``); ``encode`` turns that input into each batch's
+        result (by default :meth:`encode_images`), so that a caller can reduce large per-batch outputs, such
+        as dense maps, before the next batch arrives.
         ``progress`` hears (frames done, ``total``) after each batch; ``cancel`` is checked before each batch,
         so a cancel stops the work within one batch (the background preparation stops with it).
         """
@@ -165,7 +176,7 @@ class SurgVLPEncoder:
         for batch in iterate_in_background(batches, depth=PREFETCH_BATCHES, name="surgvlp-preprocess"):
             if cancel is not None:
                 cancel.check()
-            embeddings.append(self.encode_images(batch))
+            embeddings.append((encode or self.encode_images)(batch))
             done += len(batch)
             if progress is not None:
                 progress(done, total)

@@ -67,3 +67,43 @@ def checkpoint_url(variant: Variant, url: str | None = None) -> str:
 def text_model_url(url: str | None = None) -> str:
     """The folder URL the text-model files are fetched from (each file is ``<base>/<name>``)."""
     return (url or os.environ.get(TEXT_MODEL_URL_ENV) or TEXT_MODEL_URL).rstrip("/")
+
+
+@dataclass(frozen=True)
+class Sam2Model:
+    """A public SAM2.1 checkpoint in the transformers layout (Apache-2.0), fetched file by file from its hub folder."""
+
+    name: str
+    display_name: str
+    repo: str
+
+    @property
+    def url_env(self) -> str:
+        """The environment variable that points this model's folder at a mirror."""
+        return f"SURGVLP_{self.name.upper().replace('-', '_')}_URL"
+
+
+SAM2_MODELS: dict[str, Sam2Model] = {
+    model.name: model
+    for model in (
+        Sam2Model("sam2-tiny", "SAM2.1 Hiera-Tiny", "facebook/sam2.1-hiera-tiny"),
+        Sam2Model("sam2-small", "SAM2.1 Hiera-Small", "facebook/sam2.1-hiera-small"),
+    )
+}
+
+# The architecture and the weights. The preprocessing (a square resize to the config's image_size and the
+# ImageNet normalisation) follows from the config, so the hub's processor files are not needed.
+SAM2_FILES = ("config.json", "model.safetensors")
+SAM2_MODEL_TYPES = frozenset({"sam2_video", "sam2"})
+
+
+def get_sam2_model(name: str) -> Sam2Model:
+    try:
+        return SAM2_MODELS[name.lower()]
+    except KeyError:
+        raise SurgVLPError(f"unknown SAM2 model {name!r}; choose one of {', '.join(SAM2_MODELS)}") from None
+
+
+def sam2_url(model: Sam2Model, url: str | None = None) -> str:
+    """The folder URL the model's files are fetched from (each file is ``<base>/<name>``)."""
+    return (url or os.environ.get(model.url_env) or f"https://huggingface.co/{model.repo}/resolve/main").rstrip("/")
