@@ -45,10 +45,10 @@ _EXPORTS = {
     "PhaseAdapter": "surgvlp.recognition.adapter",
     "CancelToken": "surgvlp.progress",
     "Cancelled": "surgvlp.progress",
-    "segment": "surgvlp.segmentation",
-    "Segmentation": "surgvlp.segmentation",
-    "load_sam2": "surgvlp.segmentation",
-    "Sam2Tracker": "surgvlp.segmentation",
+    "segment": "surgvlp.segmentation.pipeline",
+    "Segmentation": "surgvlp.segmentation.result",
+    "load_sam2": "surgvlp.segmentation.tracking",
+    "Sam2Tracker": "surgvlp.segmentation.tracking",
     "SurgVLPError": "surgvlp.errors",
 }
 
@@ -64,7 +64,9 @@ if TYPE_CHECKING:
     from surgvlp.recognition.pipeline import Embeddings, embed, phase_timeline, recognise_phases, recognise_tools, tool_timeline
     from surgvlp.recognition.prompts import PromptSet, load_prompt_set
     from surgvlp.recognition.timeline import Timeline, read_timeline
-    from surgvlp.segmentation import Sam2Tracker, Segmentation, load_sam2, segment
+    from surgvlp.segmentation.pipeline import segment
+    from surgvlp.segmentation.result import Segmentation
+    from surgvlp.segmentation.tracking import Sam2Tracker, load_sam2
     from surgvlp.sources import FrameSource, open_source
     from surgvlp.sources.frame_array import SampledFrames, read_frames
 

@@ -1,5 +1,8 @@
 """Referring segmentation: a text prompt becomes masks on every sampled frame of a clip, training-free.
 
+The public entries are at the package root (``surgvlp.segment``, ``surgvlp.load_sam2``); this package's
+``__init__`` imports nothing, so the CLI's checks read its torch-free modules without paying for torch.
+
 Example::
 
     model = surgvlp.load_model("peskavlp")
@@ -16,23 +19,3 @@ object forwards and backwards through the clip with a bounded memory, and is pro
 the object on a frame the map is sure of. Without SAM2 weights, :mod:`.coarse` thresholds the maps alone.
 :mod:`.outputs` writes the ``.seg.nrrd`` for Slicer, NIfTI and the JSON.
 """
-
-from surgvlp.segmentation.detection import DetectionSettings
-from surgvlp.segmentation.evaluation import dice_per_frame
-from surgvlp.segmentation.pipeline import segment, segment_maps
-from surgvlp.segmentation.result import Segmentation
-from surgvlp.segmentation.similarity import DEFAULT_NEGATIVES, SimilarityMaps, similarity_maps
-from surgvlp.segmentation.tracking import Sam2Tracker, load_sam2
-
-__all__ = [
-    "DEFAULT_NEGATIVES",
-    "DetectionSettings",
-    "Sam2Tracker",
-    "Segmentation",
-    "SimilarityMaps",
-    "dice_per_frame",
-    "load_sam2",
-    "segment",
-    "segment_maps",
-    "similarity_maps",
-]

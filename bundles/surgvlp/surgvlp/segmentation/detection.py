@@ -9,36 +9,13 @@ cell: one object, as SAM2 tracks one object per prompt.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from surgvlp.errors import SurgVLPError
 from surgvlp.segmentation.similarity import SimilarityMaps, upsample
 
 NEIGHBOURS = ((1, 0), (-1, 0), (0, 1), (0, -1))
-
-
-@dataclass(frozen=True)
-class DetectionSettings:
-    """``threshold``: a cell (or pixel) belongs to the target at this probability; ``confidence``: a frame shows
-    the target when its best cell reaches this; ``consecutive``: confident frames in a row that start tracking."""
-
-    threshold: float = 0.5
-    confidence: float = 0.8
-    consecutive: int = 3
-
-    def __post_init__(self) -> None:
-        for name in ("threshold", "confidence"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1):
-                raise SurgVLPError(f"{name} must lie between 0 and 1, got {value!r}")
-        if not isinstance(self.consecutive, int) or self.consecutive < 1:
-            raise SurgVLPError(f"consecutive must be a whole number of frames, at least 1, got {self.consecutive!r}")
-
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 def frame_scores(maps: SimilarityMaps) -> np.ndarray:

@@ -17,10 +17,12 @@ from surgvlp.errors import SurgVLPError
 from surgvlp.network.loading import LoadedModel
 from surgvlp.progress import CancelToken, Progress
 from surgvlp.segmentation.coarse import coarse_masks
-from surgvlp.segmentation.detection import DetectionSettings, frame_scores, start_frame
+from surgvlp.segmentation.detection import frame_scores, start_frame
+from surgvlp.segmentation.prompts import DEFAULT_NEGATIVES, check_prompts
 from surgvlp.segmentation.result import Segmentation
-from surgvlp.segmentation.similarity import DEFAULT_NEGATIVES, SimilarityMaps, check_prompts, similarity_maps
-from surgvlp.segmentation.tracking import PROMPT_KINDS, PromptKind, Sam2Tracker, TrackedFrame, load_sam2, track
+from surgvlp.segmentation.settings import DetectionSettings, PromptKind, check_prompt_kind
+from surgvlp.segmentation.similarity import SimilarityMaps, similarity_maps
+from surgvlp.segmentation.tracking import Sam2Tracker, TrackedFrame, load_sam2, track
 from surgvlp.sources import FrameSource
 
 DEFAULT_THREADS = 1
@@ -81,8 +83,7 @@ def segment(
     """
     settings = DetectionSettings(threshold, confidence, consecutive)
     check_prompts(text, negatives)
-    if prompt not in PROMPT_KINDS:
-        raise SurgVLPError(f"unknown prompt {prompt!r}; choose one of {', '.join(PROMPT_KINDS)}")
+    check_prompt_kind(prompt)
     with torch_threads(threads):
         tracker = _tracker(sam2, model, allow_untrained)
         total = len(source) * (2 if tracker is not None else 1)

@@ -26,10 +26,8 @@ from surgvlp.network.loading import LoadedModel
 from surgvlp.network.preprocess import whole_frames_to_model_input
 from surgvlp.progress import CancelToken, Progress
 from surgvlp.recognition.scoring import PHASE_LOGIT_SCALE
+from surgvlp.segmentation.prompts import DEFAULT_NEGATIVES, check_prompts
 from surgvlp.sources import FrameSource
-
-DEFAULT_NEGATIVES = ("tissue", "background")
-
 
 @dataclass(frozen=True)
 class SimilarityMaps:
@@ -45,21 +43,6 @@ class SimilarityMaps:
 
     def __len__(self) -> int:
         return len(self.times)
-
-
-def check_prompts(text: str, negatives: Sequence[str]) -> list[str]:
-    """The target first, then the contrasting prompts; a one-line error for an empty or repeated one."""
-    if not isinstance(text, str) or not text.strip():
-        raise SurgVLPError("the text to segment is empty; say what to find, e.g. --text 'the clipper'")
-    negatives = [negatives] if isinstance(negatives, str) else list(negatives)
-    if not negatives:
-        raise SurgVLPError("at least one contrasting prompt is needed (e.g. --negative 'tissue,background')")
-    for negative in negatives:
-        if not isinstance(negative, str) or not negative.strip():
-            raise SurgVLPError("a contrasting prompt is empty; give words such as 'tissue' or 'background'")
-        if negative.strip().lower() == text.strip().lower():
-            raise SurgVLPError(f"{negative!r} is both the text and a contrasting prompt; contrast it with something else")
-    return [text, *negatives]
 
 
 def _target_probability(cells: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from surgvlp.errors import SurgVLPError
 from surgvlp.network.encoder import pick_device
 from surgvlp.progress import CancelToken
 from surgvlp.segmentation.detection import Seed, seed
+from surgvlp.segmentation.settings import PromptKind, check_prompt_kind
 from surgvlp.sources.base import Frame, FrameSource
 from surgvlp.untrained_policy import require_untrained_allowed
 from surgvlp.weights import Sam2Folder, WeightStore
@@ -36,8 +37,6 @@ from surgvlp.weights import Sam2Folder, WeightStore
 if TYPE_CHECKING:
     from transformers import Sam2VideoModel, Sam2VideoProcessor
 
-PromptKind = Literal["box", "mask"]
-PROMPT_KINDS: tuple[PromptKind, ...] = get_args(PromptKind)
 LOST_SCORE = 0.5
 """Below this object score (the sigmoid of SAM2's object logit) the tracked object counts as lost."""
 KEPT_REDETECTIONS = 2
@@ -265,9 +264,7 @@ def track(
     ``probabilities`` are the (T, h, w) similarity maps, ``confident`` which frames may seed a re-detection;
     ``on_frame(position, result)`` hears each frame as it is done (forwards from ``start``, then backwards).
     """
-    if prompt not in PROMPT_KINDS:
-        raise SurgVLPError(f"unknown prompt {prompt!r}; choose one of {', '.join(PROMPT_KINDS)}")
-    session = _Session(tracker, frame_size, prompt)
+    session = _Session(tracker, frame_size, check_prompt_kind(prompt))
     session.seed_position = start
     passes = ((False, frames_forward(source, start)), (True, frames_backward(source, start - 1)))
     with torch.inference_mode():

@@ -363,20 +363,22 @@ class WeightStore:
         weights = recorded["model.safetensors"]
         return Sam2Folder(name, weights.path.parent, weights.sha256, weights.untrained)
 
+    def sam2_names(self) -> set[str]:
+        """The SAM2 models with files recorded here (their files not checked)."""
+        return {_sam2_model_of(entry) for entry in self.entries()} - {None}
+
     def resolve_sam2(self, name_or_folder: str | Path) -> Sam2Folder:
         """A recorded SAM2 name, or a folder holding ``config.json`` and ``model.safetensors``.
 
         A folder recorded here is verified like its name; another folder is hashed, and keeps the provenance of
         a recorded model whose weights it holds.
         """
-        entries = [entry for entry in self.entries() if _sam2_model_of(entry) is not None]
-        models = {_sam2_model_of(entry) for entry in entries}
-        if isinstance(name_or_folder, str) and name_or_folder.lower() in models:
-            return self.sam2_folder(name_or_folder.lower())
         folder = Path(name_or_folder).expanduser()
-        if not folder.exists() and str(name_or_folder).lower() in SAM2_MODELS:
-            return self.sam2_folder(str(name_or_folder).lower())
+        name = str(name_or_folder).lower()
+        if not folder.exists() and (name in self.sam2_names() or name in SAM2_MODELS):
+            return self.sam2_folder(name)
         require_sam2_folder(folder)
+        entries = [entry for entry in self.entries() if _sam2_model_of(entry) is not None]
         folder = folder.resolve()
         for entry in entries:
             if entry.path.parent == folder:
