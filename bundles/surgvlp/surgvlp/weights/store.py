@@ -190,21 +190,20 @@ class WeightStore:
 
     def _repair(self, entry: WeightEntry) -> str:
         """How to get an intact copy of ``entry`` back, as a command where there is one."""
+        sam2 = _sam2_model_of(entry)
         if entry.source.startswith(IMPORT_PREFIX):
             original = Path(entry.source.removeprefix(IMPORT_PREFIX))
             if _is_text_model_entry(entry):
                 return f"import it again with {self.command(f'import --text-model {shlex.quote(str(original.parent))}')}"
+            if sam2 is not None:
+                return f"import it again with {self.command(f'import --sam2 {shlex.quote(str(original.parent))} --name {sam2}')}"
             return f"import it again with {self.command(f'import {shlex.quote(str(original))} --name {entry.name}')}"
-        sam2 = _sam2_model_of(entry)
-        if sam2 is not None and entry.source.startswith(IMPORT_PREFIX):
-            original = Path(entry.source.removeprefix(IMPORT_PREFIX)).parent
-            return f"import it again with {self.command(f'import --sam2 {shlex.quote(str(original))} --name {sam2}')}"
-        if entry.untrained:
-            return "it is an untrained test model: write it again"
         if sam2 in SAM2_MODELS:
             base = entry.source.rsplit("/", 1)[0]
             mirror = f" --url {shlex.quote(base)}" if base != sam2_url(SAM2_MODELS[sam2]) else ""
             return f"fetch it again with {self.command(f'fetch {sam2}{mirror}')}"
+        if entry.untrained:
+            return "it is an untrained test model: write it again"
         if _is_text_model_entry(entry):
             base = entry.source.rsplit("/", 1)[0]
             mirror = f" --text-model-url {shlex.quote(base)}" if "://" in base and base != text_model_url() else ""
