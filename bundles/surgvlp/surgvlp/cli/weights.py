@@ -36,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument(
         "variant",
         choices=[*VARIANTS, *SAM2_MODELS],
-        help="which model to download; sam2-tiny and sam2-small are the SAM2.1 Hiera trackers (Hugging Face "
-        f"{', '.join(model.repo for model in SAM2_MODELS.values())}) that `surgvlp segment --sam2` uses",
+        help="which model to download; sam2-tiny and sam2-small are the public SAM2.1 Hiera trackers (from the Hugging "
+        "Face hub, facebook/sam2.1-hiera-tiny and -small) that `surgvlp segment --sam2` uses",
     )
     fetch.add_argument(
         "--url",

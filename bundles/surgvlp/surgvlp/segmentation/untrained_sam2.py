@@ -1,7 +1,8 @@
 """Random-weight SAM2 folders in the transformers layout, for tests, demos and speed figures.
 
 ``hiera-tiny`` is transformers' default ``Sam2VideoConfig``, the SAM2.1 Hiera-Tiny architecture (31 M
-parameters, 1024 px input), so that benchmarks time the real network. ``tiny`` is as small as the network
+parameters, 1024 px input), and ``hiera-small`` differs from it only in its Hiera blocks, as SAM2.1 Hiera-Small
+does, so that benchmarks time the real networks (at another input size too, for speed figures). ``tiny`` is as small as the network
 allows on the CPU: the memory encoder must keep 64 output channels, the other hidden sizes stay above 64 so
 that object pointers split into memory tokens, and a global-attention block may not open a Hiera stage.
 The weights file carries the untrained mark in its safetensors metadata (see ``surgvlp.weights.sam2_files``),
@@ -19,10 +20,13 @@ from transformers import Sam2VideoConfig, Sam2VideoModel
 
 from surgvlp.weights.sam2_files import UNTRAINED_METADATA_KEY
 
-Sam2Size = Literal["tiny", "hiera-tiny"]
+Sam2Size = Literal["tiny", "hiera-tiny", "hiera-small"]
 
 TINY_IMAGE_SIZE = 256
 TINY_HIDDEN = 128
+HIERA_BLOCKS = {"hiera-tiny": ([1, 2, 7, 2], [5, 7, 9]), "hiera-small": ([1, 2, 11, 2], [7, 10, 13])}
+"""Blocks per stage and global-attention blocks of the SAM2.1 Hiera backbones."""
+DEFAULT_IMAGE_SIZE = 1024
 
 
 def _tiny_config() -> Sam2VideoConfig:
@@ -64,10 +68,25 @@ def _tiny_config() -> Sam2VideoConfig:
     )
 
 
-def write_untrained_sam2(folder: Path, size: Sam2Size = "tiny", seed: int = 0) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` (marked untrained) into ``folder``; same seed, same weights."""
+def _hiera_config(size: Sam2Size, image_size: int) -> Sam2VideoConfig:
+    blocks, global_blocks = HIERA_BLOCKS[size]
+    backbone = dict(model_type="sam2_hiera_det_model", image_size=[image_size] * 2, blocks_per_stage=blocks, global_attention_blocks=global_blocks)
+    features = [[image_size // stride] * 2 for stride in (4, 8, 16)]
+    return Sam2VideoConfig(
+        image_size=image_size,
+        vision_config=dict(model_type="sam2_vision_model", backbone_config=backbone, backbone_feature_sizes=features),
+        prompt_encoder_config=dict(image_size=image_size),
+        memory_attention_rope_feat_sizes=features[-1],
+    )
+
+
+def write_untrained_sam2(folder: Path, size: Sam2Size = "tiny", seed: int = 0, image_size: int = DEFAULT_IMAGE_SIZE) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` (marked untrained) into ``folder``; same seed, same weights.
+
+    ``image_size`` (a multiple of 16) is the input size of the Hiera sizes; ``tiny`` always takes 256.
+    """
     folder = Path(folder)
-    config = _tiny_config() if size == "tiny" else Sam2VideoConfig()
+    config = _tiny_config() if size == "tiny" else _hiera_config(size, image_size)
     torch.manual_seed(seed)
     Sam2VideoModel(config).eval().save_pretrained(folder)
     weights = folder / "model.safetensors"
