@@ -34,8 +34,12 @@ class ModelService:
 
         try:
             store = WeightStore(self.settings.weights_dir) if self.settings.weights_dir else None
-            self._model = surgvlp.load_model(self.settings.checkpoint, device=self.settings.device,
-                                             allow_untrained=self.settings.allow_untrained, store=store)
+            model = surgvlp.load_model(self.settings.checkpoint, device=self.settings.device,
+                                       allow_untrained=self.settings.allow_untrained, store=store)
+            import torch
+
+            torch.set_num_threads(self.settings.threads)
+            self._model = model
         except SurgVLPError as error:
             self._problem = f"{error} (then restart the server)"
         except Exception as error:  # a bug or a broken install: say so, keep serving the rest

@@ -6,6 +6,7 @@ quietly fall back to a default that serves something else (an untrained model, s
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ KNOWN_KEYS = {
     "device": "cpu, cuda or cuda:N (default: CUDA when present)",
     "max_upload_mb": "largest accepted upload in MiB (default 4096)",
     "jobs": "background jobs that may run at once (default 4)",
+    "threads": "CPU threads for the model (default: all cores but one, left for answering requests)",
 }
 
 
@@ -59,6 +61,7 @@ class AppSettings:
     device: str | None
     max_upload_bytes: int
     jobs: int
+    threads: int
 
     @classmethod
     def from_conf(cls, conf: dict[str, str], studies: str) -> AppSettings:
@@ -73,4 +76,5 @@ class AppSettings:
             device=conf.get("device") or None,
             max_upload_bytes=_positive_int(conf, "max_upload_mb", 4096) << 20,
             jobs=_positive_int(conf, "jobs", 4),
+            threads=_positive_int(conf, "threads", max(1, (os.cpu_count() or 1) - 1)),
         )
