@@ -25,6 +25,10 @@ def studies(tmp_path_factory, sample_case) -> Path:
     (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     whole = (sample_case.directory / "case.mp4").read_bytes()
     (folder / "truncated.mp4").write_bytes(whole[: len(whole) // 3])
+    from surgvlp.sample_data import write_sample_case
+
+    long = write_sample_case(tmp_path_factory.mktemp("long_case"), duration=90, seed=1, size=(160, 96))
+    shutil.copy(long.directory / "case.mp4", folder / "long.mp4")
     (folder / "notes.json").write_text("{}")
     (folder / "frames").mkdir()
     shutil.copy(next((sample_case.directory / "frames").glob("*.png")), folder / "frames" / "f.png")
@@ -65,7 +69,8 @@ def test_info_lists_the_models_and_says_untrained(client, server):
 
 def test_datastore_lists_only_the_videos(client):
     objects = client.datastore()["objects"]
-    assert sorted(objects) == ["case.mp4", "case_multiframe.dcm", "case_video.dcm", "corrupt.mp4", "truncated.mp4"]
+    assert sorted(objects) == ["case.mp4", "case_multiframe.dcm", "case_video.dcm", "corrupt.mp4", "long.mp4",
+                               "truncated.mp4"]
 
 
 def test_phase_timeline_is_marked_untrained(phase_result):
@@ -219,3 +224,31 @@ def test_labels_are_never_deleted_and_tags_cannot_leave_the_store(client, server
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 405
     assert "case.mp4" in client.datastore()["objects"]
+
+
+def test_the_server_answers_everyone_while_a_long_timeline_is_computed(client, server, phase_result):
+    """/info, /datastore and a cached re-query from another client each answer within 1 s during a long job."""
+    from monailabel.client import MONAILabelClient
+
+    other = MONAILabelClient(server.url)
+    long_job = result(client.infer("surgvlp_phase", "long.mp4", {"fps": 1})[1])["job"]
+    times: dict[str, list[float]] = {"info": [], "datastore": [], "cached re-query": []}
+    while True:
+        began = time.monotonic()
+        assert server.get("/info/", timeout=10)[0] == 200
+        times["info"].append(time.monotonic() - began)
+        began = time.monotonic()
+        assert server.get("/datastore/?output=all", timeout=10)[0] == 200
+        times["datastore"].append(time.monotonic() - began)
+        began = time.monotonic()
+        decoder = ("argmax", "online")[len(times["cached re-query"]) % 2]
+        _, answer = run_job(other, "surgvlp_phase", "case.mp4", {"decoder": decoder, "min_segment": len(times["info"])})
+        times["cached re-query"].append(time.monotonic() - began)
+        assert answer["job"]["state"] == "done"
+        state = result(client.infer("surgvlp_phase", "long.mp4", {"job": long_job["id"]})[1])["job"]
+        if state["state"] != "running" or len(times["info"]) >= 6:
+            break
+    assert state["state"] == "running", "the long job must still run while we measure"
+    client.infer("surgvlp_phase", "long.mp4", {"job": long_job["id"], "cancel": True})
+    slowest = {name: max(values) for name, values in times.items()}
+    assert all(value < 1.0 for value in slowest.values()), slowest
