@@ -174,8 +174,7 @@ def test_a_lost_object_is_detected_again_where_the_map_is_confident(late_maps, l
 def test_tracking_keeps_a_bounded_window_of_memory(tracker) -> None:
     rng = np.random.default_rng(0)
     frame_size = (96, 160)
-    session = _Session(tracker, frame_size, "mask")
-    session.seed_position = 0
+    session = _Session(tracker, frame_size, "mask", seed_position=0)
     region = Seed(np.zeros(frame_size, dtype=bool), (40.0, 20.0, 90.0, 60.0), (60.0, 40.0))
     region.mask[20:60, 40:90] = True
     pointer_frames, memory_frames = session.pointer_frames, session.memory_frames

@@ -1,9 +1,9 @@
 """The files of a segmentation: ``.seg.nrrd`` that Slicer opens as a segmentation, NIfTI, and a JSON of the rest.
 
 The label volume has one slice per sampled frame. Both image files use the same grid: voxel (i, j, k) is
-column i, row j of frame k, one millimetre per pixel and per frame, origin 0, axes along LPS, so a frame
-volume written on that grid (as the MONAI Label app's ``surgvlp_frames`` is) lies exactly under the masks and
-appears upright in Slicer's axial view. Frame times are in the JSON, not in the grid. A Slicer segmentation
+column i, row j of frame k, one millimetre per pixel and per frame, origin 0, axes along LPS: the grid of
+:func:`surgvlp.sources.frame_volume.write_frame_volume` (the MONAI Label app's ``surgvlp_frames``), so the
+frames lie exactly under the masks and appear upright in Slicer's axial view. Frame times are in the JSON, not in the grid. A Slicer segmentation
 stores arrays as (i, j, k), that is (W, H, T): the (T, H, W) labels are written transposed.
 
 The ``.seg.nrrd`` holds one segment, named after the text, with a colour derived from it (the same text gets

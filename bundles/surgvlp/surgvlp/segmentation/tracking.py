@@ -136,7 +136,7 @@ class TrackedFrame:
 class _Session:
     """One object tracked through one clip: prompting, stepping, and cutting the session's memory back."""
 
-    def __init__(self, tracker: Sam2Tracker, frame_size: tuple[int, int], prompt: PromptKind) -> None:
+    def __init__(self, tracker: Sam2Tracker, frame_size: tuple[int, int], prompt: PromptKind, seed_position: int) -> None:
         self.tracker = tracker
         self.frame_size = frame_size
         self.prompt_kind = prompt
@@ -144,7 +144,7 @@ class _Session:
         config = tracker.model.config
         self.memory_frames = config.num_maskmem
         self.pointer_frames = config.max_object_pointers_in_encoder
-        self.seed_position: int | None = None
+        self.seed_position = seed_position
 
     @property
     def _outputs(self) -> dict[str, dict[int, dict]]:
@@ -264,8 +264,7 @@ def track(
     ``probabilities`` are the (T, h, w) similarity maps, ``confident`` which frames may seed a re-detection;
     ``on_frame(position, result)`` hears each frame as it is done (forwards from ``start``, then backwards).
     """
-    session = _Session(tracker, frame_size, check_prompt_kind(prompt))
-    session.seed_position = start
+    session = _Session(tracker, frame_size, check_prompt_kind(prompt), start)
     passes = ((False, frames_forward(source, start)), (True, frames_backward(source, start - 1)))
     with torch.inference_mode():
         for reverse, frames in passes:
