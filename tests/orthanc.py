@@ -81,7 +81,7 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
     if missing:
         pytest.fail(f"{missing[0]} is missing: {INSTALL}", pytrace=False)
     folder = tmp_path_factory.mktemp("orthanc")
-    server = Orthanc(_free_port(), folder)
+    server = Orthanc(free_port(), folder)
     config = json.loads(CONFIG_TEMPLATE.read_text())
     config.update(HttpPort=server.port, StorageDirectory=str(folder / "storage"), IndexDirectory=str(folder / "index"))
     config["DicomWeb"]["Host"] = f"127.0.0.1:{server.port}"
@@ -116,7 +116,7 @@ def orthanc_case(orthanc: Orthanc, sample_case, tmp_path_factory: pytest.TempPat
     return case
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A port free on every interface (Orthanc listens on all of them and refuses non-local clients)."""
     with socket.socket() as probe:
         probe.bind(("", 0))

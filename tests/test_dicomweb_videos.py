@@ -1,13 +1,15 @@
-"""Videos from a PACS: listing and retrieving DICOM video through a real Orthanc's DICOMweb API.
+"""Videos from a PACS: listing and retrieving DICOM video through a real Orthanc's DICOMweb API, and labels
+filed back as Orthanc attachments.
 
 References are independent of the code under test: pydicom reading the uploaded files, the mp4 the DICOM
-video wraps, and the frame sources opening the local files.
+video wraps, the frame sources opening the local files, and Orthanc's own REST API.
 """
 
 from __future__ import annotations
 
 import http.client
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -21,13 +23,10 @@ from surgvlp.errors import SurgVLPError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "monai_app"))  # the app's `lib` package, as MONAI Label imports it
 
-from lib.datastores.dicomweb_videos import (  # noqa: E402
-    _RETRIEVE_ACCEPT,
-    DicomWebError,
-    DicomWebVideos,
-    UnknownVideo,
-    _read_single_part,
-)
+from lib.datastores.dicomweb_videos import _RETRIEVE_ACCEPT, DicomWebVideos, _read_single_part  # noqa: E402
+from lib.datastores.orthanc_attachments import OrthancAttachments  # noqa: E402
+from lib.datastores.pacs_http import PacsError, UnknownVideo  # noqa: E402
+from orthanc import free_port  # noqa: E402
 
 
 def uid(path: Path) -> str:
@@ -104,23 +103,24 @@ def test_unknown_and_non_video_ids_are_clear_errors(pacs, orthanc_case) -> None:
     for bad in ("../../etc/passwd", "1.2.3?x=1", "", "1" * 65):
         with pytest.raises(UnknownVideo, match="not a video id"):
             pacs.video(bad)
-    assert issubclass(UnknownVideo, SurgVLPError) and issubclass(DicomWebError, SurgVLPError)
+    assert issubclass(UnknownVideo, SurgVLPError) and issubclass(PacsError, SurgVLPError)
 
 
 def test_an_unreachable_or_wrong_server_is_a_clear_error(orthanc) -> None:
-    from orthanc import _free_port
-
-    down = DicomWebVideos(f"http://127.0.0.1:{_free_port()}/dicom-web", timeout=2)
-    with pytest.raises(DicomWebError, match=r"cannot reach the DICOMweb server \(searching\): Connection refused$"):
+    down = DicomWebVideos(f"http://127.0.0.1:{free_port()}/dicom-web", timeout=2)
+    with pytest.raises(PacsError, match=r"cannot reach the server \(searching\): Connection refused$"):
         down.videos()
-    with pytest.raises(DicomWebError, match="cannot reach"):
+    with pytest.raises(PacsError, match="cannot reach"):
         down.retrieve("1.2.840.99.1")
     not_dicomweb = DicomWebVideos(f"{orthanc.url}/not-dicom-web", timeout=2)
-    with pytest.raises(DicomWebError, match=r"searching answered HTTP 404 Not Found"):
+    with pytest.raises(PacsError, match=r"searching answered HTTP 404 Not Found"):
         not_dicomweb.videos()
-    for url in ("ftp://127.0.0.1/dicom-web", "127.0.0.1:8042", "http://user:secret@127.0.0.1/dicom-web"):
-        with pytest.raises(SurgVLPError, match="DICOMweb"):
+    for url in ("ftp://127.0.0.1/dicom-web", "127.0.0.1:8042", "http://127.0.0.1:80a/dicom-web", "http://u:p@h/"):
+        with pytest.raises(SurgVLPError, match="like http://127.0.0.1:8042/dicom-web"):
             DicomWebVideos(url)
+    for settings in ({"timeout": 0}, {"page_size": 0}):
+        with pytest.raises(SurgVLPError, match="must be"):
+            DicomWebVideos(orthanc.dicomweb, **settings)
 
 
 def test_a_truncated_multipart_answer_is_refused_and_part_lengths_are_optional(orthanc, orthanc_case) -> None:
@@ -142,7 +142,50 @@ def test_a_truncated_multipart_answer_is_refused_and_part_lengths_are_optional(o
     lines = answer[:header_end].split(b"\r\n")
     head = b"\r\n".join(line for line in lines if not line.lower().startswith(b"content-length"))
     assert _read_single_part(io.BytesIO(head + answer[header_end:]), content_type) == original
-    with pytest.raises(DicomWebError, match="ends without its closing delimiter .*truncated"):
+    with pytest.raises(PacsError, match="ends without its closing delimiter .*truncated"):
         _read_single_part(io.BytesIO(answer[: len(answer) // 2]), content_type)
-    with pytest.raises(DicomWebError, match="not multipart/related with a boundary"):
+    with pytest.raises(PacsError, match="not multipart/related with a boundary"):
         _read_single_part(io.BytesIO(answer), "application/dicom")
+
+
+def orthanc_path(orthanc, path: Path) -> str:
+    """Orthanc's REST path of the instance stored from ``path``, found with Orthanc's own lookup."""
+    (instance,) = json.loads(orthanc.request("POST", "/tools/lookup", uid(path).encode())[1])
+    return instance["Path"]
+
+
+def test_labels_are_stored_back_as_attachments_of_the_video(orthanc, orthanc_case) -> None:
+    """Orthanc's own REST listing and data paths are the reference; the DICOM file stays as it was."""
+    labels = OrthancAttachments(orthanc.url)
+    video, instance = uid(orthanc_case.dicom_video), orthanc_path(orthanc, orthanc_case.dicom_video)
+    assert labels.read(video, "surgvlp-timeline") is None
+    labels.store(video, "surgvlp-timeline", b'{"schema": "surgvlp.timeline/2", "version": 1}')
+    labels.store(video, "surgvlp-timeline", b'{"schema": "surgvlp.timeline/2", "version": 2}')
+    segmentation = bytes(range(256)) * 64
+    labels.store(video, "surgvlp-segmentation", segmentation)
+    latest = b'{"schema": "surgvlp.timeline/2", "version": 2}'
+    assert labels.read(video, "surgvlp-timeline") == (latest, "application/json")
+    assert labels.read(video, "surgvlp-segmentation") == (segmentation, "application/octet-stream")
+    status, names = orthanc.request("GET", f"{instance}/attachments")
+    assert status == 200 and {"dicom", "surgvlp-timeline", "surgvlp-segmentation"} <= set(json.loads(names))
+    assert orthanc.request("GET", f"{instance}/attachments/surgvlp-timeline/data") == (200, latest)
+    assert orthanc.request("GET", f"{instance}/file") == (200, orthanc_case.dicom_video.read_bytes())
+
+
+def test_storing_labels_refuses_unknown_names_and_videos(orthanc, orthanc_case) -> None:
+    labels = OrthancAttachments(orthanc.url)
+    video = uid(orthanc_case.dicom_video)
+    with pytest.raises(PacsError, match="does not accept attachments named 'surgvlp-notes': register the name under"):
+        labels.store(video, "surgvlp-notes", b"x")
+    with pytest.raises(PacsError, match="HTTP 403"):
+        labels.store(video, "dicom", b"x")  # Orthanc protects the DICOM file itself
+    assert orthanc.request("GET", f"{orthanc_path(orthanc, orthanc_case.dicom_video)}/file")[1] == (
+        orthanc_case.dicom_video.read_bytes()
+    )
+    with pytest.raises(UnknownVideo, match=r"^1\.2\.840\.99\.1: no such instance"):
+        labels.store("1.2.840.99.1", "surgvlp-timeline", b"x")
+    for name in ("../dicom", "", "a/b"):
+        with pytest.raises(SurgVLPError, match="not an attachment name"):
+            labels.store(video, name, b"x")
+    with pytest.raises(PacsError, match="cannot reach the server"):
+        OrthancAttachments(f"http://127.0.0.1:{free_port()}", timeout=2).read(video, "surgvlp-timeline")

@@ -7,7 +7,8 @@ where they lie in memory (same frames and same content id as the file on disk).
 
 Only the configured base URL is ever contacted: the retrieve URLs a server puts in its answers are ignored
 (Orthanc builds them from its ``Host`` setting), no proxy is used and no redirect is followed. Nothing is
-fetched until a method is called.
+fetched until a method is called. Errors: :class:`~lib.datastores.pacs_http.PacsError` (unreachable, bad
+answer) and :class:`~lib.datastores.pacs_http.UnknownVideo` (no such video).
 
 Example::
 
@@ -21,20 +22,17 @@ from __future__ import annotations
 
 import http.client
 import io
-import json
-import re
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any, BinaryIO
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from pydicom.datadict import tag_for_keyword
 
 from surgvlp.errors import SurgVLPError
 from surgvlp.sources.dicom_uids import MULTIFRAME_SOP_CLASSES, VIDEO_SOP_CLASSES, uid_name
+
+from lib.datastores.pacs_http import PacsEndpoint, PacsError, UnknownVideo, check_video_id
 
 _ATTRIBUTES = (
     "SOPClassUID",
@@ -58,20 +56,11 @@ _ATTRIBUTES = (
 """What each listed instance reports; QIDO-RS answers carry them under their hexadecimal tags."""
 
 _TAGS = {keyword: f"{tag_for_keyword(keyword):08X}" for keyword in _ATTRIBUTES}
-_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 _RETRIEVE_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
-"""WADO-RS media type for the file as stored: without ``transfer-syntax=*`` Orthanc tries to transcode video (HTTP 500)."""
+"""WADO-RS media type of the file as stored: without ``transfer-syntax=*`` Orthanc transcodes, and fails on video (500)."""
 _CHUNK = 1 << 20
 _TAIL = 1 << 16
 """How far from the end of a multipart answer its closing delimiter may lie (the epilogue is tiny)."""
-
-
-class DicomWebError(SurgVLPError):
-    """The DICOMweb server cannot be reached or gave an unusable answer (the app answers 502)."""
-
-
-class UnknownVideo(SurgVLPError):
-    """No video instance has the given id on the DICOMweb server (the app answers 404)."""
 
 
 @dataclass(frozen=True)
@@ -92,36 +81,30 @@ class DicomWebVideos:
     """
 
     def __init__(self, url: str, timeout: float = 30.0, page_size: int = 500) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SurgVLPError(f"{url}: not a DICOMweb URL; give one like http://127.0.0.1:8042/dicom-web")
-        if parts.query or parts.fragment or parts.username:
-            raise SurgVLPError(f"{url}: give the DICOMweb root without query, fragment or credentials")
-        self.url = url.rstrip("/")
-        self.timeout = timeout
+        if not isinstance(page_size, int) or page_size < 1:
+            raise SurgVLPError(f"page_size {page_size!r}: must be a whole number of instances, at least 1")
+        self._server = PacsEndpoint(url, timeout, example="http://127.0.0.1:8042/dicom-web")
+        self.url = self._server.url
         self.page_size = page_size
-        self._connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        self._host, self._port = parts.hostname, parts.port
-        self._root = parts.path.rstrip("/")
 
     def videos(self) -> list[VideoInstance]:
         """Every video and multi-frame instance (one QIDO-RS search per page), sorted by study, series, instance."""
         classes = ",".join(sorted(VIDEO_SOP_CLASSES | MULTIFRAME_SOP_CLASSES))
-        found: list[VideoInstance] = []
+        found: dict[str, VideoInstance] = {}
         offset = 0
         while True:
-            page = self._search({"SOPClassUID": classes, "limit": self.page_size, "offset": offset})
-            found += [instance for instance in map(_instance, page) if _is_video(instance)]
-            if len(page) < self.page_size:
+            query = {"SOPClassUID": classes, "limit": self.page_size, "offset": offset}
+            page = [_instance(item) for item in self._search(query)]
+            new = {instance.id: instance for instance in page if instance.id not in found}
+            found.update(new)
+            if len(page) < self.page_size or not new:  # the last page, or a server that ignores the offset
                 break
             offset += len(page)
-        return sorted(found, key=_listing_order)
+        return sorted((instance for instance in found.values() if _is_video(instance)), key=_listing_order)
 
     def video(self, video_id: str) -> VideoInstance:
         """The video instance ``video_id`` (a SOPInstanceUID), looked up on the server now."""
-        if not isinstance(video_id, str) or len(video_id) > 64 or not _UID.fullmatch(video_id):
-            raise UnknownVideo(f"{video_id!r}: not a video id (a DICOM SOPInstanceUID such as 1.2.840.99.1)")
-        matches = [_instance(item) for item in self._search({"SOPInstanceUID": video_id})]
+        matches = [_instance(item) for item in self._search({"SOPInstanceUID": check_video_id(video_id)})]
         matches = [instance for instance in matches if instance.id == video_id]
         if not matches:
             raise UnknownVideo(f"{video_id}: no such instance on {self.url}")
@@ -138,55 +121,24 @@ class DicomWebVideos:
         instance = video if isinstance(video, VideoInstance) else self.video(video)
         path = f"/studies/{instance.study_uid}/series/{instance.series_uid}/instances/{instance.id}"
         doing = f"retrieving {instance.id}"
-        with self._get(path, _RETRIEVE_ACCEPT, doing, gone=f"{instance.id}: no longer on {self.url}") as response:
+        gone = UnknownVideo(f"{instance.id}: no longer on {self.url}")
+        with self._server.request("GET", path, doing, {"Accept": _RETRIEVE_ACCEPT}, not_found=gone) as response:
             try:
                 return _read_single_part(response, response.headers.get("Content-Type", ""))
-            except DicomWebError as error:
-                raise DicomWebError(f"{self.url}: {doing}: {error}") from None
+            except PacsError as error:
+                raise PacsError(f"{self.url}: {doing}: {error}") from None
             except (OSError, http.client.HTTPException) as error:
-                raise DicomWebError(f"{self.url}: {doing}: connection lost: {error}") from error
+                raise PacsError(f"{self.url}: {doing}: connection lost: {error}") from error
 
     def _search(self, query: dict[str, Any]) -> list[dict[str, Any]]:
         """One QIDO-RS instance search, returning the DICOM JSON objects."""
         parameters = [*query.items(), *(("includefield", keyword) for keyword in _ATTRIBUTES)]
-        with self._get(f"/instances?{urlencode(parameters)}", "application/dicom+json", "searching") as response:
-            try:
-                body = response.read()
-            except (OSError, http.client.HTTPException) as error:
-                raise DicomWebError(f"{self.url}: searching: connection lost: {error}") from error
-        if not body.strip():  # 204 No Content, or an empty 200: nothing matched
+        answer = self._server.json("GET", f"/instances?{urlencode(parameters)}", "searching")
+        if answer is None:  # 204 No Content: nothing matched
             return []
-        try:
-            answer = json.loads(body)
-        except ValueError:
-            answer = None
         if not isinstance(answer, list) or not all(isinstance(item, dict) for item in answer):
-            raise DicomWebError(f"{self.url}: searching answered something that is not a DICOM JSON list")
+            raise PacsError(f"{self.url}: searching answered something that is not a DICOM JSON list")
         return answer
-
-    @contextmanager
-    def _get(self, path: str, accept: str, doing: str, gone: str | None = None) -> Iterator[http.client.HTTPResponse]:
-        """A GET below the configured root, its connection closed after use; any status but 200/204 is an
-        error naming what was being done (404 is :class:`UnknownVideo` where ``gone`` says why)."""
-        connection = self._connection_class(self._host, self._port, timeout=self.timeout)
-        try:
-            try:
-                connection.request("GET", self._root + path, headers={"Accept": accept})
-                response = connection.getresponse()
-            except (OSError, http.client.HTTPException) as error:
-                reason = "timed out" if isinstance(error, socket.timeout) else getattr(error, "strerror", None) or error
-                raise DicomWebError(f"{self.url}: cannot reach the DICOMweb server ({doing}): {reason}") from error
-            if response.status == 404 and gone:
-                raise UnknownVideo(gone)
-            if response.status not in (200, 204):
-                detail = _error_detail(response.read(4096))
-                raise DicomWebError(
-                    f"{self.url}: {doing} answered HTTP {response.status} {response.reason}"
-                    + (f": {detail}" if detail else "")
-                )
-            yield response
-        finally:
-            connection.close()
 
 
 def _read_single_part(stream: BinaryIO, content_type: str) -> bytes:
@@ -199,17 +151,17 @@ def _read_single_part(stream: BinaryIO, content_type: str) -> bytes:
     header["Content-Type"] = content_type
     boundary = header.get_param("boundary")
     if header.get_content_type() != "multipart/related" or not isinstance(boundary, str) or not boundary:
-        raise DicomWebError(f"the answer is {content_type or 'untyped'}, not multipart/related with a boundary")
+        raise PacsError(f"the answer is {content_type or 'untyped'}, not multipart/related with a boundary")
     delimiter = b"--" + boundary.encode("ascii", "replace")
     while True:  # the preamble, normally empty, ends at the first delimiter line
         line = stream.readline(len(delimiter) + 1024)
         if not line:
-            raise DicomWebError("the multipart answer holds no part")
+            raise PacsError("the multipart answer holds no part")
         if line.rstrip(b"\r\n") == delimiter:
             break
     headers = http.client.parse_headers(stream)
     if headers.get_content_type() != "application/dicom":
-        raise DicomWebError(f"the answer holds {headers.get_content_type()}, not application/dicom")
+        raise PacsError(f"the answer holds {headers.get_content_type()}, not application/dicom")
     buffer = io.BytesIO()
     chunk = bytearray(_CHUNK)
     view = memoryview(chunk)
@@ -220,23 +172,13 @@ def _read_single_part(stream: BinaryIO, content_type: str) -> bytes:
     with buffer.getbuffer() as data:
         end = bytes(data[tail_start:]).rfind(b"\r\n" + delimiter)
     if end < 0:
-        raise DicomWebError(f"the multipart answer ends without its closing delimiter after {size} bytes: truncated?")
+        raise PacsError(f"the multipart answer ends without its closing delimiter after {size} bytes: truncated?")
     buffer.truncate(tail_start + end)
     content = buffer.getvalue()
     declared = headers.get("Content-Length")
     if declared is not None and declared.strip().isdigit() and int(declared) != len(content):
-        raise DicomWebError(f"the DICOM part holds {len(content)} bytes, its header says {int(declared)}")
+        raise PacsError(f"the DICOM part holds {len(content)} bytes, its header says {int(declared)}")
     return content
-
-
-def _error_detail(body: bytes) -> str:
-    """One line from an error answer: Orthanc's JSON ``Details`` or ``Message``, else the first line of text."""
-    try:
-        answer = json.loads(body)
-        text = str(answer.get("Details") or answer.get("Message") or "") if isinstance(answer, dict) else ""
-    except ValueError:
-        text = next((line for line in body.decode("utf-8", "replace").splitlines() if line.strip()), "")
-    return " ".join(text.split())[:200]
 
 
 def _instance(item: dict[str, Any]) -> VideoInstance:
@@ -270,9 +212,10 @@ def _instance(item: dict[str, Any]) -> VideoInstance:
 
 
 def _is_video(instance: VideoInstance) -> bool:
-    """Video SOP classes always; multi-frame image classes only with more than one frame."""
-    sop_class = instance.info["sop_class_uid"]
-    return sop_class in VIDEO_SOP_CLASSES or (sop_class in MULTIFRAME_SOP_CLASSES and (instance.info["frames"] or 1) > 1)
+    """Video SOP classes always, multi-frame image classes with more than one frame; all three UIDs known."""
+    sop_class, frames = instance.info["sop_class_uid"], instance.info["frames"] or 1
+    video = sop_class in VIDEO_SOP_CLASSES or (sop_class in MULTIFRAME_SOP_CLASSES and frames > 1)
+    return video and all((instance.id, instance.study_uid, instance.series_uid))
 
 
 def _listing_order(instance: VideoInstance) -> tuple:
