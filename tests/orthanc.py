@@ -116,6 +116,11 @@ def orthanc_case(orthanc: Orthanc, sample_case, tmp_path_factory: pytest.TempPat
     return case
 
 
+def sop_instance_uid(path: Path) -> str:
+    """The id a DICOMweb datastore gives the instance stored from ``path``, read by pydicom."""
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
 def free_port() -> int:
     """A port free on every interface (Orthanc listens on all of them and refuses non-local clients)."""
     with socket.socket() as probe:

@@ -27,10 +27,7 @@ from lib.datastores.dicomweb_videos import _RETRIEVE_ACCEPT, DicomWebVideos, _re
 from lib.datastores.orthanc_attachments import OrthancAttachments  # noqa: E402
 from lib.datastores.pacs_http import PacsError, UnknownVideo  # noqa: E402
 from orthanc import free_port  # noqa: E402
-
-
-def uid(path: Path) -> str:
-    return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+from orthanc import sop_instance_uid as uid  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +186,22 @@ def test_storing_labels_refuses_unknown_names_and_videos(orthanc, orthanc_case) 
             labels.store(video, name, b"x")
     with pytest.raises(PacsError, match="cannot reach the server"):
         OrthancAttachments(f"http://127.0.0.1:{free_port()}", timeout=2).read(video, "surgvlp-timeline")
+
+
+def test_the_app_catalogue_answers_404_for_unknown_videos_and_502_when_the_pacs_fails(orthanc, orthanc_case) -> None:
+    from lib.datastores.catalogue import ImageNotFound
+    from lib.datastores.dicomweb import DicomWebCatalogue
+    from lib.http_errors import http_status
+
+    catalogue = DicomWebCatalogue(orthanc.dicomweb)
+    video = uid(orthanc_case.dicom_video)
+    data, name = catalogue.source_data(video)
+    assert data == orthanc_case.dicom_video.read_bytes() and name == catalogue.entry(video).info["name"]
+    assert catalogue.entry(video) == catalogue.entries()[video]
+    for image in ("1.2.840.99.1", uid(orthanc_case.still_image), "../x"):
+        with pytest.raises(ImageNotFound) as missing:
+            catalogue.source_data(image)
+        assert http_status(missing.value) == 404
+    with pytest.raises(PacsError) as failed:
+        DicomWebCatalogue(f"http://127.0.0.1:{free_port()}/dicom-web").entries()
+    assert http_status(failed.value) == 502
