@@ -7,6 +7,7 @@ sets the pace.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from functools import partial
@@ -78,6 +79,10 @@ class SurgVLPEncoder:
 
     ``preprocess`` is ``"pil"`` (upstream's pixels exactly) or ``"tensor"`` (faster, not identical); see
     :mod:`surgvlp.network.preprocess`.
+
+    One encoder may serve several threads (the MONAI Label app runs each job in its own): their forward passes
+    take turns, batch by batch, because two forwards at once on the same cores are many times slower than one
+    after the other, and a caller whose frames are cached never waits for the lock at all.
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class SurgVLPEncoder:
         if self.device.type == "cuda":
             self.model.backbone_img.to(memory_format=torch.channels_last)
         self.tokenizer = tokenizer
+        self._forward_lock = threading.Lock()
 
     @property
     def compute_precision(self) -> str:
@@ -129,14 +135,14 @@ class SurgVLPEncoder:
         images = images.to(self.device, non_blocking=True)
         if self.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
+        with self._forward_lock, self._autocast():
             return self.model.encode_image(images).float().cpu()
 
     @torch.inference_mode()
     def encode_prompts(self, prompts: Sequence[str]) -> np.ndarray:
         """(P, 768) float32 text embeddings, not normalised."""
         tokens = {key: value.to(self.device) for key, value in self.tokenizer(list(prompts)).items()}
-        with self._autocast():
+        with self._forward_lock, self._autocast():
             return self.model.encode_text(**tokens).float().cpu().numpy()
 
     def encode_frames(

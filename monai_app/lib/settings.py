@@ -1,0 +1,76 @@
+"""What a deployment chooses with ``monailabel start_server ... --conf KEY VALUE``.
+
+Every value arrives as a string; a misspelt boolean or size must stop the server with a message naming it, not
+quietly fall back to a default that serves something else (an untrained model, say).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from surgvlp.errors import SurgVLPError
+from surgvlp.folders import user_data_dir
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+KNOWN_KEYS = {
+    "checkpoint": "variant, checkpoint file or weights folder to serve (default peskavlp)",
+    "allow_untrained": "serve a model that was never trained, every answer marked so (default false)",
+    "weights_dir": "the weights folder (default: the surgvlp data folder)",
+    "cache_dir": "the embedding cache folder (default: the surgvlp cache folder)",
+    "state_dir": "labels, adapters and their history (default: STUDIES/.surgvlp, or the data folder for DICOMweb)",
+    "device": "cpu, cuda or cuda:N (default: CUDA when present)",
+    "max_upload_mb": "largest accepted upload in MiB (default 4096)",
+    "jobs": "background jobs that may run at once (default 4)",
+}
+
+
+def _boolean(conf: dict[str, str], key: str, default: bool) -> bool:
+    value = str(conf.get(key, default)).strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SurgVLPError(f"--conf {key} {conf[key]!r}: expected true or false")
+
+
+def _positive_int(conf: dict[str, str], key: str, default: int) -> int:
+    value = conf.get(key, default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise SurgVLPError(f"--conf {key} {value!r}: expected a whole number of at least 1")
+    return number
+
+
+def _folder(conf: dict[str, str], key: str) -> Path | None:
+    return Path(conf[key]).expanduser() if conf.get(key) else None
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    checkpoint: str
+    allow_untrained: bool
+    weights_dir: Path | None
+    cache_dir: Path | None
+    state_dir: Path
+    device: str | None
+    max_upload_bytes: int
+    jobs: int
+
+    @classmethod
+    def from_conf(cls, conf: dict[str, str], studies: str) -> AppSettings:
+        remote = studies.startswith(("http://", "https://"))
+        default_state = user_data_dir() / "server" if remote else Path(studies) / ".surgvlp"
+        return cls(
+            checkpoint=conf.get("checkpoint", "peskavlp"),
+            allow_untrained=_boolean(conf, "allow_untrained", False),
+            weights_dir=_folder(conf, "weights_dir"),
+            cache_dir=_folder(conf, "cache_dir"),
+            state_dir=_folder(conf, "state_dir") or default_state,
+            device=conf.get("device") or None,
+            max_upload_bytes=_positive_int(conf, "max_upload_mb", 4096) << 20,
+            jobs=_positive_int(conf, "jobs", 4),
+        )
