@@ -57,11 +57,11 @@ class Answer:
 
 @dataclass(frozen=True)
 class Case:
-    """One video of the server's datastore and the label tags it has (tag: number of versions)."""
+    """One video of the server's datastore and its saved labels: per tag, per label id, how many versions."""
 
     id: str
     name: str
-    labels: dict[str, int]
+    labels: dict[str, dict[str, int]]
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -94,7 +94,8 @@ class ServerClient:
         for image_id, entry in sorted(listing.get("objects", {}).items()):
             entry = entry if isinstance(entry, dict) else {}
             name = ((entry.get("image") or {}).get("info") or {}).get("name") or image_id
-            labels = {tag: len(((label or {}).get("info") or {}).get("versions") or [None])
+            labels = {tag: {label_id: len((record or {}).get("versions") or [])
+                            for label_id, record in (((label or {}).get("info") or {}).get("labels") or {}).items()}
                       for tag, label in (entry.get("labels") or {}).items()}
             cases.append(Case(image_id, str(name), labels))
         return cases
@@ -106,10 +107,14 @@ class ServerClient:
                             idempotent=True, timeout=timeout)
 
     def run_job(self, model: str, image: str, params: dict[str, Any], progress: ProgressCallback | None = None,
-                cancelled: CancelCheck | None = None, wait: float = 1.0) -> Answer:
-        """Run a long job to its end: start or join it, poll every ``wait`` seconds reporting its progress,
-        cancel it on the server and raise ``Cancelled`` as soon as ``cancelled()`` says so."""
-        wait = max(0.0, min(MAX_WAIT, wait))
+                cancelled: CancelCheck | None = None, wait: float = 0.5) -> Answer:
+        """Run a long job to its end: start or join it, poll it every ``wait`` seconds reporting its progress,
+        cancel it on the server and raise ``Cancelled`` as soon as ``cancelled()`` says so.
+
+        The server may hold a poll for up to ``wait`` seconds or answer at once; either way polls are at least
+        ``wait`` apart, so a quick server is not flooded.
+        """
+        wait = max(0.05, min(MAX_WAIT, wait))
         answer = self.infer(model, image, {**params, "wait": wait}, timeout=self.timeout + wait)
         while True:
             job = _job(answer, model)
@@ -124,8 +129,10 @@ class ServerClient:
             if cancelled is not None and cancelled():
                 self.infer(model, image, {"job": answer.json["job"]["id"], "cancel": True})
                 raise Cancelled(f"{model}: cancelled")
+            sent = time.monotonic()
             answer = self.infer(model, image, {"job": answer.json["job"]["id"], "wait": wait},
                                 timeout=self.timeout + wait)
+            time.sleep(max(0.0, wait - (time.monotonic() - sent)))
 
     def save_label(self, image: str, filename: str, data: bytes, tag: str = "final",
                    params: dict[str, Any] | None = None) -> dict[str, Any]:

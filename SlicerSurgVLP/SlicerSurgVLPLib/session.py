@@ -88,8 +88,28 @@ class Session:
         return {name: table for name, table in tables.items() if table.task == task}
 
     def training_stats(self) -> dict[str, Any]:
-        trainer = (self.info.get("trainers") or {}).get(ADAPTER_TRAINER) or {}
-        return dict(trainer.get("train_stats") or {})
+        """The adapter's stats (stock ``train_stats``): ``trained`` and, per prompt set, what it learnt from."""
+        return dict((self.info.get("train_stats") or {}).get(ADAPTER_TRAINER) or {})
+
+    def training_summary(self) -> str:
+        stats = self.training_stats()
+        adapters = stats.get("adapters") or {}
+        if not stats.get("trained") or not adapters:
+            return "The adapter is not trained yet: save corrected timelines as final, then train."
+        lines = []
+        for name, adapter in sorted(adapters.items()):
+            cases = adapter.get("cases") or []
+            text = f"{name}: trained on {len(cases) if isinstance(cases, list) else cases} case(s)"
+            if adapter.get("frames") is not None:
+                text += f", {adapter['frames']} frames"
+            if adapter.get("training_accuracy") is not None:
+                text += f", {100 * float(adapter['training_accuracy']):.1f} % of their frames fitted"
+            if adapter.get("final_loss") is not None:
+                text += f", final loss {float(adapter['final_loss']):.3f}"
+            if adapter.get("untrained_encoder"):
+                text += " (on an UNTRAINED encoder)"
+            lines.append(text)
+        return "; ".join(lines)
 
     def refresh(self) -> None:
         self.info = self.client.info()
@@ -179,9 +199,9 @@ class Session:
         while True:
             status = self.client.training_status() or {}
             state = str(status.get("status", "")).upper()
-            details = status.get("details") or []
+            details = [_log_message(line) for line in status.get("details") or []]
             if progress is not None:
-                progress(Progress(state.lower() or "queued", message=str(details[-1]) if details else "training"))
+                progress(Progress(state.lower() or "queued", message=details[-1] if details else "training"))
             if state and state not in _TRAINING_RUNNING:
                 break
             if cancelled is not None and cancelled():
@@ -199,3 +219,9 @@ class Session:
 def _result(payload: dict[str, Any]) -> dict[str, Any]:
     """The result document of a finished job: the answer without its job record."""
     return {key: value for key, value in payload.items() if key != "job"}
+
+
+def _log_message(line: Any) -> str:
+    """A training log line without its timestamp and logger prefix, short enough for a progress dialog."""
+    text = str(line).rsplit(" - ", 1)[-1].strip()
+    return text if len(text) <= 120 else text[:117] + "..."
