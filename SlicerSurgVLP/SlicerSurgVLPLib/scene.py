@@ -161,7 +161,7 @@ def update_timeline_nodes(scene, nodes: TimelineNodes, timeline: PhaseTimeline, 
     for series in nodes.series:
         scene.RemoveNode(series)
     nodes.series.clear()
-    nodes.chart.RemoveAllPlotSeriesNodeIds()
+    nodes.chart.RemoveAllPlotSeriesNodeIDs()
     table = nodes.table.GetTable()
     while table.GetNumberOfColumns():
         table.RemoveColumn(0)
