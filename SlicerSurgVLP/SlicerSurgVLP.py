@@ -315,7 +315,10 @@ class SlicerSurgVLPWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _connected(self, session):
         lines = []
         for model in session.models():
-            state = "ready" if model.available else f"unavailable: {model.reason or 'no reason given'}"
+            if not model.available:
+                state = f"unavailable: {model.reason or 'no reason given'}"
+            else:
+                state = f"ready ({model.reason})" if model.reason else "ready"
             untrained = " <b style='color:%s'>UNTRAINED</b>" % UNTRAINED_WARNING_COLOUR if model.untrained else ""
             lines.append(f"{model.name}: {state}{untrained}")
         self.ui.modelsLabel.text = "<br>".join(lines)

@@ -32,10 +32,12 @@ _TRAINING_RUNNING = ("RUNNING", "QUEUED", "PENDING")
 
 @dataclass(frozen=True)
 class ModelStatus:
+    """A model as ``/info`` lists it; ``reason`` says why it cannot run, or what it waits for (loading)."""
+
     name: str
     available: bool
     reason: str | None
-    untrained: bool
+    untrained: bool | None  # None while the server does not know yet (its model is still loading)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class Session:
     def models(self) -> list[ModelStatus]:
         """Every model, with the server's reason when it cannot run (and the command that fixes it)."""
         return [ModelStatus(name, bool(entry.get("available", True)), entry.get("reason"),
-                            bool(entry.get("untrained", False)))
+                            None if entry.get("untrained") is None else bool(entry["untrained"]))
                 for name, entry in sorted(self.info.get("models", {}).items())]
 
     def model(self, name: str) -> ModelStatus | None:
