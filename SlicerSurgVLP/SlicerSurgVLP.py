@@ -178,7 +178,7 @@ class SlicerSurgVLPWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._tasks = []
+        self._running = []
         self._prompt_tables = {}
         self._edited_from = None
         self._chart_connected = False
@@ -214,6 +214,7 @@ class SlicerSurgVLPWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.refreshCasesButton.connect("clicked()", self.onRefreshCases)
         self.ui.loadCaseButton.connect("clicked()", self.onLoadCase)
         self.ui.promptSetComboBox.connect("currentIndexChanged(int)", self.onPromptSetChosen)
+        self.ui.promptTable.connect("cellChanged(int,int)", self.onPromptEdited)
         self.ui.addClassButton.connect("clicked()", self.onAddClass)
         self.ui.removeClassButton.connect("clicked()", self.onRemoveClass)
         self.ui.recogniseButton.connect("clicked()", self.onRecognise)
@@ -237,17 +238,20 @@ class SlicerSurgVLPWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self):
         self.removeObservers()
-        for task in self._tasks:
+        for task, timer, dialog in self._running:
             task.cancel()
+            timer.stop()
+            dialog.close()
 
     # -- running work off the GUI thread ----------------------------------------------------------------
     def _run(self, title, work, done):
         """Run ``work(progress, cancelled)`` in a thread under a progress dialog, then ``done(result)`` here."""
         task = BackgroundTask(work, title).start()
-        self._tasks.append(task)
         dialog = slicer.util.createProgressDialog(labelText=title, windowTitle="SlicerSurgVLP", maximum=0)
         timer = qt.QTimer()
         timer.setInterval(150)
+        running = (task, timer, dialog)  # kept here so that Python does not collect the timer or the dialog
+        self._running.append(running)
 
         def poll():
             progress = task.progress
@@ -261,7 +265,7 @@ class SlicerSurgVLPWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
             timer.stop()
             dialog.close()
-            self._tasks.remove(task)
+            self._running.remove(running)
             try:
                 done(task.result())
             except ClientError as error:
@@ -273,6 +277,9 @@ class SlicerSurgVLPWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         timer.connect("timeout()", poll)
         timer.start()
+
+    def _set_status(self, text):
+        self.ui.statusLabel.text = text
 
     def _fail(self, message):
         self.ui.statusLabel.text = str(message)
@@ -322,7 +329,7 @@ class SlicerSurgVLPWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             untrained = " <b style='color:%s'>UNTRAINED</b>" % UNTRAINED_WARNING_COLOUR if model.untrained else ""
             lines.append(f"{model.name}: {state}{untrained}")
         self.ui.modelsLabel.text = "<br>".join(lines)
-        self._show_training_stats(session.training_stats())
+        self._show_training_stats()
         self.ui.promptSetComboBox.clear()
         self._prompt_tables = session.prompt_sets("phase")
         self.ui.promptSetComboBox.addItems(list(self._prompt_tables) + [EDITED_PROMPT_SET])
@@ -346,6 +353,10 @@ class SlicerSurgVLPWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         case = item.data(qt.Qt.UserRole)
         session = self.logic.require_session()
+        edits = self.logic.edits
+        if edits is not None and edits.unsaved and not slicer.util.confirmOkCancelDisplay(
+                f"The timeline of {self.logic.case} has unsaved edits, which loading {case} discards."):
+            return
         params = {"fps": self.ui.fpsSpinBox.value, "max_size": self.ui.maxSizeSpinBox.value}
         self._run(f"Loading {case}", lambda progress, cancelled: session.load_frames(case, progress, cancelled, **params),
                   lambda frames: self._show_frames(case, frames))
@@ -396,6 +407,9 @@ class SlicerSurgVLPWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                   durations.get(name)))
         return PromptTable(f"{base.name}-edited", "phase", base.ordered, rows)
 
+    def onPromptEdited(self, _row, _column):
+        self.ui.promptSetComboBox.currentText = EDITED_PROMPT_SET
+
     def onAddClass(self):
         self.ui.promptTable.insertRow(self.ui.promptTable.rowCount)
         self.ui.promptSetComboBox.currentText = EDITED_PROMPT_SET
@@ -433,7 +447,12 @@ class SlicerSurgVLPWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                                                 fps=fps)
 
         fps = self.ui.fpsSpinBox.value
-        self._run("Recognising tools", work, self.logic.show_tools)
+        self._run("Recognising tools", work, self._show_tools)
+
+    def _show_tools(self, tools):
+        self.logic.show_tools(tools)
+        self.ui.statusLabel.text = (f"{len(tools.tools)} tools: drawn under the phase band" if self.logic.timeline
+                                    else "tool presence is drawn under the phase timeline: recognise the phases")
 
     def _show_timeline(self, timeline, keep_history=False):
         nodes = self.logic.show_timeline(timeline, keep_history)
@@ -493,8 +512,13 @@ class SlicerSurgVLPWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         case, timeline = self.logic.case, self.logic.timeline
         session = self.logic.require_session()
         self._run("Saving the timeline", lambda progress, cancelled: session.save_timeline(case, timeline),
-                  lambda _answer: (self.logic.edits.mark_saved(), self._refresh_history(),
-                                   setattr(self.ui.statusLabel, "text", f"{case}: timeline saved as final")))
+                  lambda _answer: self._timeline_saved(case, timeline))
+
+    def _timeline_saved(self, case, timeline):
+        if self.logic.timeline is timeline:
+            self.logic.edits.mark_saved()
+        self.ui.statusLabel.text = f"{case}: timeline saved as a new final version"
+        self._refresh_history()
 
     def _refresh_history(self):
         case, session = self.logic.case, self.logic.session
@@ -538,7 +562,7 @@ class SlicerSurgVLPWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             case, session = self.logic.case, self.logic.session
             self._run("Saving the segmentation",
                       lambda progress, cancelled: session.save_segmentation(case, segmentation),
-                      lambda _answer: setattr(self.ui.statusLabel, "text", f"{case}: segmentation saved as final"))
+                      lambda _answer: self._set_status(f"{case}: segmentation saved as a new final version"))
 
         self._guarded(lambda: save(self.logic.current_segmentation()))
 
@@ -547,14 +571,8 @@ class SlicerSurgVLPWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._run("Training the adapter", lambda progress, cancelled: session.train_adapter(progress, cancelled),
                   self._show_training_stats)
 
-    def _show_training_stats(self, stats):
-        if not stats or not stats.get("trained"):
-            self.ui.trainingStatsLabel.text = "The adapter is not trained yet: save corrected timelines, then train."
-            return
-        accuracy = stats.get("accuracy")
-        accuracy_text = "n/a" if accuracy is None else f"{100 * accuracy:.1f} %"
-        self.ui.trainingStatsLabel.text = (f"Trained on {stats.get('cases', 0)} cases, {stats.get('frames', 0)} frames;"
-                                           f" accuracy {accuracy_text} ({stats.get('ts', '')})")
+    def _show_training_stats(self, _stats=None):
+        self.ui.trainingStatsLabel.text = self.logic.require_session().training_summary()
 
 
 class SlicerSurgVLPTest(ScriptedLoadableModuleTest):

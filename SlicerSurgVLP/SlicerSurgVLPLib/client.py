@@ -42,10 +42,6 @@ class Progress:
     total: int | None = None
     message: str = ""
 
-    @property
-    def fraction(self) -> float | None:
-        return min(1.0, self.done / self.total) if self.total else None
-
 
 @dataclass
 class Answer:
