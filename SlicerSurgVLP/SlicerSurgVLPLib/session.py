@@ -27,7 +27,7 @@ REFERRING_MODEL = "surgvlp_referring"
 ADAPTER_TRAINER = "surgvlp_adapter"
 DECODERS = ("argmax", "viterbi", "online")
 SEGMENTATION_SUFFIX = "#segmentation"  # the label id of a case's segmentation: IMAGE_ID#segmentation
-_TRAINING_RUNNING = ("RUNNING", "QUEUED", "PENDING")
+_TRAINING_RUNNING = ("SUBMITTED", "RUNNING")  # stock MONAI Label task states; then DONE, ERROR or STOPPED
 
 
 @dataclass(frozen=True)

@@ -61,9 +61,12 @@ def server(tmp_path_factory):
     environment = _server_environment(tmp)
     surgvlp = str(SERVER_VENV / "bin" / "surgvlp")
     started = time.monotonic()
-    for command in ([surgvlp, "sample-data", str(tmp / "studies"), "--duration", str(DURATION)],
-                    [surgvlp, "weights", "init-untrained", "--dir", str(tmp / "weights")]):
-        subprocess.run(command, env=environment, check=True, capture_output=True, timeout=300)
+    preparing = [subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                 for command in ([surgvlp, "sample-data", str(tmp / "studies"), "--duration", str(DURATION)],
+                                 [surgvlp, "weights", "init-untrained", "--dir", str(tmp / "weights")])]
+    for process in preparing:  # side by side: one writes video, the other random weights
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output.decode(errors="replace")
     print(f"sample case and untrained weights: {time.monotonic() - started:.1f} s")
     port = _free_port()
     log = open(tmp / "server.log", "wb")
