@@ -9,7 +9,8 @@ would save a second version. A 4xx/5xx answer becomes a ``ClientError`` with the
 ``detail``.
 
 Long work runs as a job behind ``POST /infer/{model}``: :meth:`ServerClient.run_job` starts (or joins) it,
-polls it with the ``wait`` the server allows, reports its progress and, when the caller asks, cancels it.
+polls it (the server never holds a request, so the client spaces its polls), reports its progress and, when
+the caller asks, cancels it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .errors import Cancelled, ClientError
 
 _RETRIED_STATUSES = (502, 503, 504)
 _RUNNING = ("queued", "running")
-MAX_WAIT = 10.0  # the longest ``wait`` the server accepts, in seconds
+MIN_POLL_INTERVAL = 0.05  # seconds between polls at the least, so that a quick job does not flood the server
 
 
 @dataclass(frozen=True)
@@ -103,15 +104,12 @@ class ServerClient:
                             idempotent=True, timeout=timeout)
 
     def run_job(self, model: str, image: str, params: dict[str, Any], progress: ProgressCallback | None = None,
-                cancelled: CancelCheck | None = None, wait: float = 0.5) -> Answer:
-        """Run a long job to its end: start or join it, poll it every ``wait`` seconds reporting its progress,
-        cancel it on the server and raise ``Cancelled`` as soon as ``cancelled()`` says so.
-
-        The server may hold a poll for up to ``wait`` seconds or answer at once; either way polls are at least
-        ``wait`` apart, so a quick server is not flooded.
+                cancelled: CancelCheck | None = None, poll_interval: float = 0.5) -> Answer:
+        """Run a long job to its end: start or join it, poll it every ``poll_interval`` seconds reporting its
+        progress, cancel it on the server and raise ``Cancelled`` as soon as ``cancelled()`` says so.
         """
-        wait = max(0.05, min(MAX_WAIT, wait))
-        answer = self.infer(model, image, {**params, "wait": wait}, timeout=self.timeout + wait)
+        poll_interval = max(MIN_POLL_INTERVAL, poll_interval)
+        answer = self.infer(model, image, params)
         while True:
             job = _job(answer, model)
             if progress is not None:
@@ -125,10 +123,8 @@ class ServerClient:
             if cancelled is not None and cancelled():
                 self.infer(model, image, {"job": answer.json["job"]["id"], "cancel": True})
                 raise Cancelled(f"{model}: cancelled")
-            sent = time.monotonic()
-            answer = self.infer(model, image, {"job": answer.json["job"]["id"], "wait": wait},
-                                timeout=self.timeout + wait)
-            time.sleep(max(0.0, wait - (time.monotonic() - sent)))
+            time.sleep(poll_interval)
+            answer = self.infer(model, image, {"job": answer.json["job"]["id"]})
 
     def save_label(self, image: str, filename: str, data: bytes, tag: str = "final",
                    params: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -137,19 +137,20 @@ def test_a_job_is_polled_to_its_end_with_progress_and_its_files(server):
     content_type, body = multipart.encode(fields, {"image": ("frames.nrrd", frames)})
     site = server(_json(200, _job("queued")), _json(200, _job("running", 1, 3)), (200, content_type, body))
     seen = []
-    answer = _client(site).run_job("surgvlp_frames", "case.mp4", {"fps": 1}, progress=seen.append, wait=0.05)
+    answer = _client(site).run_job("surgvlp_frames", "case.mp4", {"fps": 1}, progress=seen.append,
+                                   poll_interval=0.05)
     assert [(progress.state, progress.done) for progress in seen] == [("queued", 0), ("running", 1), ("done", 3)]
     assert answer.files == {"image": frames} and answer.json["times"] == [0.0, 1.0, 2.0]
     sent = [json.loads(multipart.parse(request[3], request[2]["Content-Type"])["params"].data)
             for request in site.requests]
-    assert sent[0] == {"fps": 1, "wait": 0.05} and sent[1] == {"job": "j1", "wait": 0.05}
+    assert sent[0] == {"fps": 1} and sent[1] == {"job": "j1"}
     assert site.requests[0][1] == "/infer/surgvlp_frames?image=case.mp4"
 
 
 def test_a_cancelled_job_is_cancelled_on_the_server(server):
     site = server(_json(200, _job("running")), _json(200, _job("cancelled")))
     with pytest.raises(Cancelled):
-        _client(site).run_job("surgvlp_phase", "case.mp4", {}, cancelled=lambda: True, wait=0.05)
+        _client(site).run_job("surgvlp_phase", "case.mp4", {}, cancelled=lambda: True, poll_interval=0.05)
     assert json.loads(multipart.parse(site.requests[1][3], site.requests[1][2]["Content-Type"])["params"].data) == \
         {"job": "j1", "cancel": True}
 
@@ -157,9 +158,9 @@ def test_a_cancelled_job_is_cancelled_on_the_server(server):
 def test_a_failed_job_and_an_answer_without_a_job_are_errors(server):
     site = server(_json(200, _job("failed")), _json(200, {"result": 1}))
     with pytest.raises(ClientError, match="surgvlp_phase: failed 0"):
-        _client(site).run_job("surgvlp_phase", "case.mp4", {}, wait=0.05)
+        _client(site).run_job("surgvlp_phase", "case.mp4", {}, poll_interval=0.05)
     with pytest.raises(ClientError, match="has no job"):
-        _client(site).run_job("surgvlp_phase", "case.mp4", {}, wait=0.05)
+        _client(site).run_job("surgvlp_phase", "case.mp4", {}, poll_interval=0.05)
 
 
 def test_a_truncated_multipart_answer_is_refused():
