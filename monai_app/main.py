@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 from pathlib import Path
 from typing import Any, Dict
 
@@ -29,7 +30,7 @@ from lib.infers.tools import ToolsTask
 from lib.jobs import JobBoard
 from lib.model_service import ModelService
 from lib.params import BadParameter
-from lib.settings import KNOWN_KEYS, AppSettings
+from lib.settings import KNOWN_KEYS, AppSettings, require_local, served_host
 from lib.trainers.adapter import AdapterTrainer
 from surgvlp.errors import SurgVLPError
 
@@ -46,6 +47,7 @@ class SurgVLPApp(MONAILabelApp):
         if unknown:
             logger.warning("ignoring unknown --conf keys %s (known: %s)", ", ".join(unknown), ", ".join(KNOWN_KEYS))
         self.settings = AppSettings.from_conf(conf, studies)
+        require_local(served_host(sys.argv), self.settings.allow_remote)
         self.service = ModelService(self.settings)
         self.board = JobBoard(self.settings.jobs)
         super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="SurgVLP",

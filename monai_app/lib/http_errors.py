@@ -26,6 +26,7 @@ _STATUS_BY_NAME = {
     "UploadRefused": 405,
     "UploadTooLarge": 413,
     "ModelUnavailable": 409,
+    "PacsError": 502,  # the PACS behind --studies http://... is unreachable or answered something unusable
 }
 
 

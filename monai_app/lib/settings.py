@@ -24,6 +24,7 @@ KNOWN_KEYS = {
     "max_upload_mb": "largest accepted upload in MiB (default 4096)",
     "jobs": "background jobs that may run at once (default 4)",
     "threads": "CPU threads for the model (default: all cores but one, left for answering requests)",
+    "allow_remote": "let other machines connect (--host other than 127.0.0.1); put TLS and a firewall in front (default false)",
 }
 
 
@@ -62,6 +63,7 @@ class AppSettings:
     max_upload_bytes: int
     jobs: int
     threads: int
+    allow_remote: bool
 
     @classmethod
     def from_conf(cls, conf: dict[str, str], studies: str) -> AppSettings:
@@ -77,4 +79,26 @@ class AppSettings:
             max_upload_bytes=_positive_int(conf, "max_upload_mb", 4096) << 20,
             jobs=_positive_int(conf, "jobs", 4),
             threads=_positive_int(conf, "threads", max(1, (os.cpu_count() or 1) - 1)),
+            allow_remote=_boolean(conf, "allow_remote", False),
         )
+
+
+def served_host(argv: list[str]) -> str | None:
+    """The ``--host`` of the ``monailabel start_server`` command running this process (MONAI Label's default is
+    0.0.0.0, every interface), or None in processes that serve nothing (MONAI Label's training child)."""
+    if "start_server" not in argv:
+        return None
+    for position, argument in enumerate(argv):
+        if argument in ("--host", "-i") and position + 1 < len(argv):
+            return argv[position + 1]
+        if argument.startswith("--host="):
+            return argument.split("=", 1)[1]
+    return "0.0.0.0"
+
+
+def require_local(host: str | None, allowed: bool) -> None:
+    """Clinical videos stay on this machine unless the deployer opens the server on purpose."""
+    if host is None or allowed or host in ("127.0.0.1", "localhost", "::1"):
+        return
+    raise SurgVLPError(f"refusing to serve on {host} (reachable from other machines): start with --host 127.0.0.1, "
+                       "or add --conf allow_remote true behind TLS and a firewall")

@@ -48,6 +48,10 @@ class VideoCatalogue(ABC):
         """A local path for the stock download endpoint; empty where the video is not a local file."""
         return ""
 
+    def keep_label(self, image_id: str, kind: str, file: Path) -> dict[str, Any]:
+        """Also file a saved label where the video lives (a PACS); returns what the label's record notes about it."""
+        return {}
+
     def add(self, image_id: str, file: Path) -> str:
         raise UploadRefused(f"{self.description} takes no uploads through MONAI Label; add videos to it directly")
 

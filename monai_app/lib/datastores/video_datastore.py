@@ -95,8 +95,9 @@ class VideoDatastore(Datastore):
         kind = kind_of_upload(path.name)
         self._check_size(path, "label")
         checked = check_label(kind, path, f"label for {image_id!r}")
+        kept = self.catalogue.keep_label(image_id, kind.name, path) if label_tag == DefaultLabelTag.FINAL.value else {}
         label_id = kind.label_id(image_id)
-        self.labels.save(label_id, label_tag, path, kind.ext, {**(label_info or {}), **checked})
+        self.labels.save(label_id, label_tag, path, kind.ext, {**(label_info or {}), **checked, **kept})
         return label_id
 
     def get_label_uri(self, label_id: str, label_tag: str) -> str:
@@ -172,7 +173,7 @@ class VideoDatastore(Datastore):
             "name": self._name,
             "description": self._description,
             "objects": {
-                image_id: {"image": {"ext": Path(image_id).suffix, "info": entry.info}, "labels": self._labels_of(image_id)}
+                image_id: {"image": {"ext": Path(entry.info.get("name", image_id)).suffix, "info": entry.info}, "labels": self._labels_of(image_id)}
                 for image_id, entry in self.catalogue.entries().items()
             },
         }

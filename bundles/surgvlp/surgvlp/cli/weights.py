@@ -8,7 +8,7 @@ from pathlib import Path
 
 from surgvlp.cli import arguments
 from surgvlp.errors import SurgVLPError
-from surgvlp.weights.store import GENERATED_SOURCE, WEIGHTS_DIR_ENV, WeightEntry, WeightStore
+from surgvlp.weights.store import WEIGHTS_DIR_ENV, WeightEntry, WeightStore
 from surgvlp.weights.variants import SAM2_MODELS, TEXT_MODEL_REPO, TEXT_MODEL_URL_ENV, VARIANTS
 
 SHA256_SHOWN = 12
@@ -176,15 +176,9 @@ def _list(args: argparse.Namespace) -> None:
 
 
 def _init_untrained(args: argparse.Namespace) -> None:
-    from surgvlp.network.untrained import write_untrained_model
-
-    store = WeightStore(args.dir)
-    name = f"untrained-{args.size}"
-    files = write_untrained_model(store.root / name, size=args.size, seed=args.seed)
-    entry = store.record(name, files.checkpoint, source=GENERATED_SOURCE, untrained=True)
-    store.record_own_text_model(entry)
+    entry = WeightStore(args.dir).init_untrained(args.size, args.seed)
     print(_describe(entry))
-    print(_how_to_run_untrained(name))
+    print(_how_to_run_untrained(entry.name))
 
 
 def _verify(args: argparse.Namespace) -> int:

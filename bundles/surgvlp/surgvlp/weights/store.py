@@ -232,6 +232,17 @@ class WeightStore:
             raise SurgVLPError(problem)
         return entry
 
+    def init_untrained(self, size: str = "tiny", seed: int = 0) -> WeightEntry:
+        """Write a random-weight model in the official layout as ``untrained-<size>``, recorded as untrained (it
+        then runs only where untrained models are explicitly allowed, and every output says so)."""
+        from surgvlp.network.untrained import write_untrained_model  # torch: only when a model is written
+
+        name = f"untrained-{size}"
+        files = write_untrained_model(self.root / name, size=size, seed=seed)
+        entry = self.record(name, files.checkpoint, source=GENERATED_SOURCE, untrained=True)
+        self.record_own_text_model(entry)
+        return entry
+
     def intact_entry(self, name: str) -> WeightEntry | None:
         """The entry ``name`` if it is recorded and its file still matches, else None."""
         entry = self._read().get(name)
