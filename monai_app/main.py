@@ -26,6 +26,7 @@ from lib.datastores.video_folder import VideoFolder
 from lib.http_errors import answers_http
 from lib.infers.frames import FramesTask
 from lib.infers.phase import PhaseTask
+from lib.infers.referring import ReferringTask
 from lib.infers.tools import ToolsTask
 from lib.jobs import JobBoard
 from lib.model_service import ModelService
@@ -51,7 +52,8 @@ class SurgVLPApp(MONAILabelApp):
         self.service = ModelService(self.settings)
         self.board = JobBoard(self.settings.jobs)
         super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="SurgVLP",
-                         description="Zero-shot surgical phase timelines and tool presence (SurgVLP, HecVL, PeskaVLP)",
+                         description="Zero-shot surgical phase timelines, tool presence and referring segmentation "
+                                     "(SurgVLP, HecVL, PeskaVLP)",
                          version="0.1.0")
 
     def init_datastore(self) -> Datastore:
@@ -67,7 +69,8 @@ class SurgVLPApp(MONAILabelApp):
         datastore = self.datastore()
         return {task.name: task for task in (PhaseTask(self.service, self.board, datastore),
                                              ToolsTask(self.service, self.board, datastore),
-                                             FramesTask(self.service, self.board, datastore))}
+                                             FramesTask(self.service, self.board, datastore),
+                                             ReferringTask(self.service, self.board, datastore))}
 
     def init_trainers(self) -> Dict[str, Any]:
         return {"surgvlp_adapter": AdapterTrainer(self.service)}

@@ -37,7 +37,10 @@ def studies(tmp_path_factory, sample_case) -> Path:
 
 @pytest.fixture(scope="module")
 def server(studies, tiny_model, tmp_path_factory):
-    running = Server(studies, tmp_path_factory.mktemp("server"), {"max_upload_mb": "1"})
+    from surgvlp.segmentation.untrained_sam2 import write_untrained_sam2
+
+    sam2 = write_untrained_sam2(tmp_path_factory.mktemp("sam2") / "sam2-tiny")
+    running = Server(studies, tmp_path_factory.mktemp("server"), {"max_upload_mb": "1", "sam2": str(sam2)})
     yield running
     running.stop()
 
@@ -56,7 +59,7 @@ def phase_result(client) -> dict:
 
 def test_info_lists_the_models_and_says_untrained(client, server):
     info = client.info()
-    assert {"surgvlp_phase", "surgvlp_tools", "surgvlp_frames"} <= set(info["models"])
+    assert {"surgvlp_phase", "surgvlp_tools", "surgvlp_frames", "surgvlp_referring"} <= set(info["models"])
     for name in ("surgvlp_phase", "surgvlp_tools"):
         assert info["models"][name]["available"] is True
     deadline = time.monotonic() + 60
@@ -252,3 +255,32 @@ def test_the_server_answers_everyone_while_a_long_timeline_is_computed(client, s
     client.infer("surgvlp_phase", "long.mp4", {"job": long_job["id"], "cancel": True})
     slowest = {name: max(values) for name, values in times.items()}
     assert all(value < 1.0 for value in slowest.values()), slowest
+
+
+def test_referring_segmentation_lines_up_with_the_frames_and_its_correction_is_kept(client, server, tmp_path):
+    import slicerio
+
+    sampling = {"fps": 0.5, "end": 10}
+    file, answer = run_job(client, "surgvlp_referring", "case.mp4", {"text": "the grasper", **sampling})
+    assert answer["mode"] == "sam2" and answer["untrained"] is True and answer["prompt"]["text"] == "the grasper"
+    _, frames = run_job(client, "surgvlp_frames", "case.mp4", {**sampling, "max_size": None})
+    segmentation = slicerio.read_segmentation(file)
+    assert [segment["name"] for segment in segmentation["segments"]] == ["the grasper"]
+    frames_count, height, width, _ = frames["shape"]
+    assert segmentation["voxels"].shape[:3] == (width, height, frames_count)
+    assert answer["frames"]["time"] == pytest.approx(frames["times"])
+
+    corrected = tmp_path / "corrected.seg.nrrd"
+    corrected.write_bytes(Path(file).read_bytes())
+    assert client.save_label("case.mp4", str(corrected), tag="final")["label"] == "case.mp4#segmentation"
+    client.save_label("case.mp4", str(corrected), tag="final")
+    info = json.loads(server.get("/datastore/label/info?label=case.mp4%23segmentation&tag=final")[1])
+    assert [version["version"] for version in info["versions"]] == [1, 2]
+    assert server.get("/datastore/label?label=case.mp4%23segmentation@1&tag=final") == (200, corrected.read_bytes())
+
+
+def test_referring_segmentation_needs_a_text(client):
+    from monailabel.client.client import MONAILabelClientException
+
+    with pytest.raises(MONAILabelClientException, match="Status: 422"):
+        client.infer("surgvlp_referring", "case.mp4", {"text": "  "})

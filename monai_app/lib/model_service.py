@@ -26,6 +26,8 @@ class ModelService:
         self._loaded = threading.Event()
         self._model: Any = None
         self._problem: str | None = None
+        self._sam2: Any = None
+        self._sam2_problem: str | None = None
         threading.Thread(target=self._load, name="surgvlp-model-load", daemon=True).start()
 
     def _load(self) -> None:
@@ -40,6 +42,7 @@ class ModelService:
 
             torch.set_num_threads(self.settings.threads)
             self._model = model
+            self._load_sam2(store)
         except SurgVLPError as error:
             self._problem = f"{error} (then restart the server)"
         except Exception as error:  # a bug or a broken install: say so, keep serving the rest
@@ -47,6 +50,26 @@ class ModelService:
             raise
         finally:
             self._loaded.set()
+
+    def _load_sam2(self, store: Any) -> None:
+        """SAM2 for referring segmentation; without it masks come from the similarity maps alone (``coarse``)."""
+        import surgvlp
+
+        try:
+            self._sam2 = surgvlp.load_sam2(self.settings.sam2, device=self.settings.device,
+                                           allow_untrained=self.settings.allow_untrained, store=store)
+        except SurgVLPError as error:
+            self._sam2_problem = (f"{error}; until then masks come from the similarity maps alone (mode coarse): "
+                                  f"`surgvlp weights fetch sam2-tiny`, then restart the server")
+
+    def sam2(self) -> Any:
+        """The SAM2 tracker, or None for coarse masks (after :meth:`model`, which loads both)."""
+        return self._sam2
+
+    def sam2_status(self) -> dict[str, Any]:
+        if not self._loaded.is_set():
+            return {"mode": None, "sam2_reason": "loading"}
+        return {"mode": "coarse" if self._sam2 is None else "sam2", "sam2_reason": self._sam2_problem}
 
     def status(self) -> dict[str, Any]:
         """``available``, ``reason`` and ``untrained`` for ``/info``."""

@@ -16,6 +16,7 @@ from surgvlp.folders import user_data_dir
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 KNOWN_KEYS = {
     "checkpoint": "variant, checkpoint file or weights folder to serve (default peskavlp)",
+    "sam2": "SAM2 weights for referring segmentation, a fetched name or a folder (default sam2-tiny; without: coarse)",
     "allow_untrained": "serve a model that was never trained, every answer marked so (default false)",
     "weights_dir": "the weights folder (default: the surgvlp data folder)",
     "cache_dir": "the embedding cache folder (default: the surgvlp cache folder)",
@@ -55,6 +56,7 @@ def _folder(conf: dict[str, str], key: str) -> Path | None:
 @dataclass(frozen=True)
 class AppSettings:
     checkpoint: str
+    sam2: str
     allow_untrained: bool
     weights_dir: Path | None
     cache_dir: Path | None
@@ -71,6 +73,7 @@ class AppSettings:
         default_state = user_data_dir() / "server" if remote else Path(studies) / ".surgvlp"
         return cls(
             checkpoint=conf.get("checkpoint", "peskavlp"),
+            sam2=conf.get("sam2", "sam2-tiny"),
             allow_untrained=_boolean(conf, "allow_untrained", False),
             weights_dir=_folder(conf, "weights_dir"),
             cache_dir=_folder(conf, "cache_dir"),
