@@ -234,7 +234,9 @@ def test_the_server_answers_everyone_while_a_long_timeline_is_computed(client, s
     from monailabel.client import MONAILabelClient
 
     other = MONAILabelClient(server.url)
-    long_job = result(client.infer("surgvlp_phase", "long.mp4", {"fps": 1})[1])["job"]
+    started = result(client.infer("surgvlp_phase", "long.mp4", {"fps": 1})[1])
+    long_job = started["job"]
+    assert started["untrained"] is True  # every answer says so, the job's first one too
     times: dict[str, list[float]] = {"info": [], "datastore": [], "cached re-query": []}
     while True:
         began = time.monotonic()

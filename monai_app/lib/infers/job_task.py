@@ -95,8 +95,8 @@ class JobInferTask(InferTask):
     def _answer(self, job: Job) -> Tuple[Union[str, None], Dict[str, Any]]:
         if job.state == "failed":
             raise JobFailed(job.message)
-        if job.state != "done":
-            return None, {"job": job.status()}
+        if job.state != "done":  # says "untrained" already, before the result does
+            return None, {"job": job.status(), "untrained": self.service.status()["untrained"]}
         file, result = job.result
         return self._handout(file), {**result, "job": job.status()}
 
