@@ -142,4 +142,6 @@ class JobBoard:
         job.cancel_token.cancel()
         if job.state == "queued":
             self._finish(job, "cancelled")
+        elif job.state == "running":
+            job.message = "cancelling: stops after the current batch"
         return job
