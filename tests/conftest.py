@@ -14,6 +14,8 @@ from surgvlp.network.untrained import ModelFiles, write_untrained_model
 from surgvlp.untrained_policy import ALLOW_UNTRAINED_ENV
 from surgvlp.weights import WEIGHTS_DIR_ENV, WeightStore
 
+pytest_plugins = ["orthanc"]  # the `orthanc` and `orthanc_case` fixtures: a real Orthanc for DICOMweb tests
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 

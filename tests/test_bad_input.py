@@ -66,6 +66,9 @@ def work(sample_case, tiny_model, tmp_path: Path) -> Path:
     shutil.copy(sample_case.phase_annotation, case / "case-phase.txt")
     shutil.copytree(sample_case.frames, case / "frames")
     (case / "prompts.txt").write_text("I use grasper to cauterize\nI use hook to dissect\n")
+    (case / "sam2").mkdir()
+    (case / "sam2" / "config.json").write_text('{"model_type": "sam2_video"}')
+    (case / "sam2" / "model.safetensors").write_bytes(b"placeholder")
     shutil.copy(BUNDLE / "surgvlp" / "recognition" / "prompt_sets" / "cholec80.yaml", case / "my-phases.yaml")
     (tmp_path / "link.png").symlink_to(case / "case.mp4")
     os.link(case / "case.mp4", tmp_path / "hard.json")
@@ -113,7 +116,12 @@ CASES = {
     "evaluate --out is --truth": ("evaluate --pred case/pred.json --truth case/case-phase.txt --out case/case-phase.txt", "the input --truth", None),
     "adapt --out is --truth": (f"adapt --video {V} --truth case/case-phase.txt {MODEL} --out case/case-phase.txt", "the input --truth", None),
     "export --out is the checkpoint": ("export onnx --bundle bundle --allow-untrained --out bundle/models/model.pt", "the input model file", None),
+    "segment --json is the input": (f"segment {V} --text clipper {MODEL} --out m.seg.nrrd --json {V}", "--json case/case.mp4 is the same file as the input INPUT", None),
+    "segment --out in the input frame folder": (f"segment case/frames --text clipper {MODEL} --out case/frames/m.seg.nrrd", "inside the folder of the input INPUT", None),
+    "segment --out is the SAM2 folder's file": (f"segment {V} --text clipper {MODEL} --sam2 case/sam2 --out m.seg.nrrd --json case/sam2/config.json", "the input --sam2", None),
     # output folders and formats
+    "segment --out not .seg.nrrd": (f"segment {V} --text clipper {MODEL} --out m.json", "--out m.json: name it *.seg.nrrd or *.nrrd", None),
+    "segment --nifti not NIfTI": (f"segment {V} --text clipper {MODEL} --out m.seg.nrrd --nifti m.nrrd", "--nifti m.nrrd: name it *.nii.gz or *.nii", None),
     "phases --out is a folder": (f"phases {V} {MODEL} --out case", "is a folder", None),
     "phases --out under a file": (f"phases {V} {MODEL} --out case/case-phase.txt/o.json", "case/case-phase.txt is not a folder", None),
     "phases --plot in an unknown format": (f"phases {V} {MODEL} --out o.json --plot o.gif", "must end in one of .png, .pdf, .svg", None),
@@ -141,7 +149,16 @@ CASES = {
     "SURGVLP_CACHE_LIMIT_MB=nan": ("cache info", "SURGVLP_CACHE_LIMIT_MB='nan': expected a number of megabytes, 0 or more", {"SURGVLP_CACHE_LIMIT_MB": "nan"}),
     "SURGVLP_CACHE_LIMIT_MB=inf": ("cache info", "SURGVLP_CACHE_LIMIT_MB='inf'", {"SURGVLP_CACHE_LIMIT_MB": "inf"}),
     "SURGVLP_CACHE_LIMIT_MB=-5": (f"phases {V} {MODEL} --out o.json", "SURGVLP_CACHE_LIMIT_MB='-5'", {"SURGVLP_CACHE_LIMIT_MB": "-5"}),
+    "segment empty --text": (f"segment {V} --text= {MODEL} --out m.seg.nrrd", "argument --text: expected some text", None),
+    "segment empty --negative": (f"segment {V} --text clipper --negative tissue,,bg {MODEL} --out m.seg.nrrd", "argument --negative", None),
+    "segment --negative is --text": (f"segment {V} --text clipper --negative clipper {MODEL} --out m.seg.nrrd", "both the text and a contrasting prompt", None),
+    "segment --confidence 2": (f"segment {V} --text clipper {MODEL} --out m.seg.nrrd --confidence 2", "argument --confidence", None),
+    "segment --consecutive 0": (f"segment {V} --text clipper {MODEL} --out m.seg.nrrd --consecutive 0", "argument --consecutive", None),
+    "segment --threads 0": (f"segment {V} --text clipper {MODEL} --out m.seg.nrrd --threads 0", "argument --threads", None),
     # missing inputs
+    "segment missing --sam2 folder": (f"segment {V} --text clipper {MODEL} --sam2 case/nosam2 --out m.seg.nrrd", "SAM2 folder case/nosam2 does not exist", None),
+    "segment --sam2 not fetched": (f"segment {V} --text clipper {MODEL} --sam2 sam2-small --out m.seg.nrrd", "run `surgvlp weights fetch sam2-small`", None),
+    "segment --sam2 folder without weights": (f"segment {V} --text clipper {MODEL} --sam2 case --out m.seg.nrrd", "SAM2 folder case lacks config.json, model.safetensors", None),
     "phases missing input": (f"phases case/nothere.mp4 {MODEL} --out o.json", "INPUT case/nothere.mp4: no such file or folder", None),
     "phases missing --adapter": (f"phases {V} {MODEL} --adapter nothere.npz --out o.json", "--adapter nothere.npz: no such file", None),
     "phases missing --prompt-set file": (f"phases {V} {MODEL} --prompt-set nothere.yaml --out o.json", "neither a built-in set", None),

@@ -26,6 +26,7 @@ from surgvlp.network.loading import load_model
 from surgvlp.network.untrained import ModelFiles
 from surgvlp.weights import (
     MANIFEST_NAME,
+    SAM2_MODELS,
     TEXT_MODEL_DIRNAME,
     TEXT_MODEL_URL_ENV,
     VARIANTS,
@@ -33,6 +34,7 @@ from surgvlp.weights import (
     WeightStore,
     default_weights_dir,
     fetch,
+    fetch_sam2,
     sha256_file,
 )
 
@@ -126,7 +128,7 @@ def site() -> Iterator[Site]:
 def no_default_downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Point every default URL at a closed local port, so a test that forgets a URL fails instead of going out;
     the default weights folder is then the one in a throw-away user data folder."""
-    for variant in VARIANTS.values():
+    for variant in (*VARIANTS.values(), *SAM2_MODELS.values()):
         monkeypatch.setenv(variant.url_env, "http://127.0.0.1:9/not-served")
     monkeypatch.setenv(TEXT_MODEL_URL_ENV, "http://127.0.0.1:9/not-served")
     monkeypatch.delenv(WEIGHTS_DIR_ENV, raising=False)
@@ -576,3 +578,91 @@ def test_verify_hashes_the_text_model_of_an_untrained_model_and_flags_unrecorded
     ]
     assert f"is not recorded in the manifest, so it cannot be verified; import the folder with `surgvlp weights import --text-model {folder / TEXT_MODEL_DIRNAME} --dir {folder}`" in failed[0]
     assert "it belongs to untrained-tiny" in failed[2]
+
+
+# -- SAM2 trackers ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sam2_hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny SAM2 in the transformers layout, as the hub folder serves it."""
+    from surgvlp.segmentation.untrained_sam2 import write_untrained_sam2
+
+    return write_untrained_sam2(tmp_path_factory.mktemp("hub") / "sam2.1-hiera-tiny")
+
+
+def serve_sam2(site: Site, folder: Path, **route) -> str:
+    site.serve("/sam2/config.json", folder / "config.json")
+    site.serve("/sam2/model.safetensors", folder / "model.safetensors", **route)
+    return site.url("/sam2")
+
+
+def test_fetch_sam2_records_both_files_and_loads_through_the_real_loader(
+    site: Site, store: WeightStore, sam2_hub: Path, one_torch_thread: None
+) -> None:
+    from surgvlp.segmentation.tracking import load_sam2
+
+    entries = fetch_sam2("sam2-tiny", serve_sam2(site, sam2_hub, cuts=1), store=store)
+    assert [entry.name for entry in entries] == ["sam2-tiny/config.json", "sam2-tiny/model.safetensors"]
+    assert site.asked("/sam2/model.safetensors") == [None, f"bytes={CUT_AT}-"]  # a cut download resumed
+    for entry in entries:
+        assert entry.path == store.root / entry.name and entry.sha256 == sha256_file(sam2_hub / entry.path.name)
+    assert entries[1].untrained and entries[1].source == site.url("/sam2/model.safetensors")
+    assert leftovers(store) == {MANIFEST_NAME, "sam2-tiny", "config.json", "model.safetensors"}
+
+    tracker = load_sam2("sam2-tiny", store=store, device="cpu", allow_untrained=True)
+    assert tracker.describe()["model_sha256"] == entries[1].sha256 and tracker.untrained and tracker.image_size == 256
+    with pytest.raises(SurgVLPError, match="untrained"):
+        load_sam2("sam2-tiny", store=store, device="cpu")
+
+    fetch_sam2("sam2-tiny", site.url("/sam2"), store=store)
+    assert len(site.asked("/sam2/model.safetensors")) == 2  # intact: not fetched again
+    with open(entries[1].path, "ab") as file:
+        file.write(b"\0")
+    with pytest.raises(SurgVLPError, match=f"fetch it again with `surgvlp weights fetch sam2-tiny --url {site.url('/sam2')}"):
+        store.sam2_folder("sam2-tiny")
+    fetch_sam2("sam2-tiny", site.url("/sam2"), store=store)
+    assert store.sam2_folder("sam2-tiny").sha256 == sha256_file(sam2_hub / "model.safetensors")
+
+
+def test_a_web_page_instead_of_the_sam2_weights_is_refused(
+    site: Site, store: WeightStore, sam2_hub: Path, tmp_path: Path
+) -> None:
+    page = tmp_path / "login.html"
+    page.write_text("<html><body>Sign in</body></html>")
+    site.serve("/sam2/config.json", sam2_hub / "config.json")
+    site.serve("/sam2/model.safetensors", page)
+    with pytest.raises(SurgVLPError, match="model.safetensors from .* is not a safetensors file"):
+        fetch_sam2("sam2-small", site.url("/sam2"), store=store)
+    assert not (store.root / "sam2-small" / "model.safetensors").exists()
+    assert {entry.name for entry in store.entries()} == {"sam2-small/config.json"}
+
+
+def test_cli_imports_a_copied_sam2_folder_and_verify_checks_it(
+    tmp_path: Path, sam2_hub: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "w"
+    assert main(["weights", "import", "--sam2", str(sam2_hub), "--dir", str(folder)]) == 0  # the name from "hiera-tiny"
+    printed = capsys.readouterr().out
+    assert "sam2-tiny/model.safetensors: " in printed and "--sam2 sam2-tiny" in printed
+    assert main(["weights", "verify", "--dir", str(folder)]) == 0
+    assert capsys.readouterr().out.split() == ["ok", "sam2-tiny/config.json", "ok", "sam2-tiny/model.safetensors"]
+
+    (folder / "sam2-tiny" / "config.json").write_text('{"model_type": "sam2_video"}')
+    assert main(["weights", "verify", "--dir", str(folder)]) == 1
+    failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and f"`surgvlp weights import --sam2 {sam2_hub} --name sam2-tiny --dir {folder}`" in failed[0]
+
+    assert main(["weights", "import", "--sam2", str(tmp_path), "--dir", str(folder)]) == 2
+    assert "lacks config.json, model.safetensors" in one_line_error(capsys)
+    copy = shutil.copytree(sam2_hub, tmp_path / "copied")
+    assert main(["weights", "import", "--sam2", str(copy), "--dir", str(folder)]) == 2
+    assert "cannot tell from the folder name 'copied' which SAM2 model it holds; add --name" in one_line_error(capsys)
+    (copy / "config.json").write_text('{"model_type": "bert"}')
+    assert main(["weights", "import", "--sam2", str(copy), "--name", "sam2-site", "--dir", str(folder)]) == 2
+    assert "is not a SAM2 configuration" in one_line_error(capsys)
+
+
+def test_cli_fetch_of_a_sam2_model_refuses_a_text_model_mirror(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["weights", "fetch", "sam2-small", "--text-model-url", "http://127.0.0.1:9/x", "--dir", str(tmp_path)]) == 2
+    assert "--text-model-url applies to the SurgVLP variants" in one_line_error(capsys)

@@ -11,6 +11,9 @@ app and the benchmarks all use the small API below, so each piece of logic lives
     tools = surgvlp.recognise_tools(model, source)
     embeddings = surgvlp.embed(model, source, "cholec80")          # reused by phase_timeline(embeddings, ...)
     frames = surgvlp.read_frames(source)                           # (T, H, W, 3) uint8 and their times
+    volume = surgvlp.write_frame_volume(source, "frames.nrrd")     # the same frames as an RGB volume for Slicer
+    adapter = surgvlp.train_adapter(model, [(source, surgvlp.read_truth("case.txt", classes))])  # few-shot head
+    masks = surgvlp.segment(model, source, "the clipper", sam2=surgvlp.load_sam2("sam2-tiny"))  # labels: (T, H, W)
 
 Names are imported on first use, so ``import surgvlp`` (and ``surgvlp --help``) does not pay for torch.
 """
@@ -29,6 +32,8 @@ _EXPORTS = {
     "FrameSource": "surgvlp.sources",
     "read_frames": "surgvlp.sources.frame_array",
     "SampledFrames": "surgvlp.sources.frame_array",
+    "write_frame_volume": "surgvlp.sources.frame_volume",
+    "FrameVolume": "surgvlp.sources.frame_volume",
     "load_prompt_set": "surgvlp.recognition.prompts",
     "PromptSet": "surgvlp.recognition.prompts",
     "embed": "surgvlp.recognition.pipeline",
@@ -37,6 +42,10 @@ _EXPORTS = {
     "recognise_tools": "surgvlp.recognition.pipeline",
     "phase_timeline": "surgvlp.recognition.pipeline",
     "tool_timeline": "surgvlp.recognition.pipeline",
+    "train_adapter": "surgvlp.recognition.pipeline",
+    "Annotation": "surgvlp.recognition.evaluation",
+    "read_truth": "surgvlp.recognition.evaluation",
+    "timeline_truth": "surgvlp.recognition.evaluation",
     "DecoderSettings": "surgvlp.recognition.decoding",
     "Timeline": "surgvlp.recognition.timeline",
     "read_timeline": "surgvlp.recognition.timeline",
@@ -44,6 +53,10 @@ _EXPORTS = {
     "PhaseAdapter": "surgvlp.recognition.adapter",
     "CancelToken": "surgvlp.progress",
     "Cancelled": "surgvlp.progress",
+    "segment": "surgvlp.segmentation.pipeline",
+    "Segmentation": "surgvlp.segmentation.result",
+    "load_sam2": "surgvlp.segmentation.tracking",
+    "Sam2Tracker": "surgvlp.segmentation.tracking",
     "SurgVLPError": "surgvlp.errors",
 }
 
@@ -56,11 +69,24 @@ if TYPE_CHECKING:
     from surgvlp.recognition.adapter import PhaseAdapter
     from surgvlp.recognition.cache import EmbeddingCache
     from surgvlp.recognition.decoding import DecoderSettings
-    from surgvlp.recognition.pipeline import Embeddings, embed, phase_timeline, recognise_phases, recognise_tools, tool_timeline
+    from surgvlp.recognition.evaluation import Annotation, read_truth, timeline_truth
+    from surgvlp.recognition.pipeline import (
+        Embeddings,
+        embed,
+        phase_timeline,
+        recognise_phases,
+        recognise_tools,
+        tool_timeline,
+        train_adapter,
+    )
     from surgvlp.recognition.prompts import PromptSet, load_prompt_set
     from surgvlp.recognition.timeline import Timeline, read_timeline
+    from surgvlp.segmentation.pipeline import segment
+    from surgvlp.segmentation.result import Segmentation
+    from surgvlp.segmentation.tracking import Sam2Tracker, load_sam2
     from surgvlp.sources import FrameSource, open_source
     from surgvlp.sources.frame_array import SampledFrames, read_frames
+    from surgvlp.sources.frame_volume import FrameVolume, write_frame_volume
 
 
 def __getattr__(name: str) -> Any:

@@ -21,5 +21,6 @@ def require_untrained_allowed(what: str, flag: bool) -> None:
     if not untrained_allowed(flag):
         raise SurgVLPError(
             f"{what} holds untrained (random) weights whose outputs mean nothing; to run it anyway pass "
-            f"--allow-untrained (bundle configs: --allow_untrained true) or set {ALLOW_UNTRAINED_ENV}=1"
+            f"--allow-untrained (bundle configs: --allow_untrained true; MONAI Label app: --conf allow_untrained true) "
+            f"or set {ALLOW_UNTRAINED_ENV}=1"
         )

@@ -15,7 +15,7 @@ from typing import NoReturn
 from surgvlp.cli.memory import reuse_freed_memory
 from surgvlp.errors import SurgVLPError
 
-SUBCOMMAND_MODULES = ("sample_data", "embed", "recognise", "evaluate", "adapt", "cache", "weights", "bundle", "export")
+SUBCOMMAND_MODULES = ("sample_data", "embed", "recognise", "segment", "evaluate", "adapt", "cache", "weights", "bundle", "export")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -45,22 +45,16 @@ def run(args: argparse.Namespace) -> None:
     prompt_set = load_prompt_set(args.prompt_set)
     truths = [read_truth(path, prompt_set.class_names) for path in args.truth]
     sources = [open_source(video, fps=args.fps) for video in args.video]  # every video is readable before training
-    from surgvlp.recognition.adapter import PhaseAdapter
-    from surgvlp.recognition.pipeline import embed
+    from surgvlp.recognition.pipeline import train_adapter
     from surgvlp.weights import default_weights_dir
 
     model = load_model_from_args(args)
-    features, labels = [], []
-    for video, source, truth in zip(args.video, sources, truths):
-        bar, progress = progress_bar(len(source), video.name)
-        with bar:
-            embedded = embed(model, source, prompt_set, batch_size=args.batch_size, progress=progress)
-        covered, true_labels = align(embedded.times, truth)
-        features.append(embedded.frames[covered])
-        labels.append(true_labels)
-    adapter = PhaseAdapter.from_prompts(prompt_set, embedded.classes, model.sha256, model.untrained)
-    loss = adapter.fit(features, labels, epochs=args.epochs)
+    bar, progress = progress_bar(sum(map(len, sources)), "embedding")
+    with bar:
+        adapter = train_adapter(model, list(zip(sources, truths)), prompt_set, epochs=args.epochs,
+                                batch_size=args.batch_size, progress=progress)
+    loss, frames = adapter.history["final_loss"], adapter.history["frames"]
     out = args.out or default_weights_dir() / "adapters" / f"{prompt_set.name}-{model.sha256[:12]}.npz"
     adapter.save(out)
     note = " on an untrained encoder (for testing only)" if model.untrained else ""
-    print(f"wrote {out}: trained{note} on {sum(map(len, labels))} frames of {len(labels)} videos, final loss {loss:.4f}")
+    print(f"wrote {out}: trained{note} on {frames} frames of {len(sources)} videos, final loss {loss:.4f}")

@@ -18,6 +18,7 @@ MAX_BATCH_SIZE = 4096
 MAX_DECODE_WORKERS = 64
 MAX_EPOCHS = 1_000_000
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are unsigned 32-bit
+MAX_THREADS = 1024
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -76,6 +77,21 @@ def device(text: str) -> str:
     return text
 
 
+def text(value: str) -> str:
+    """A prompt with something in it: an empty one would match everything equally."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("expected some text, got an empty string")
+    return value
+
+
+def prompt_list(value: str) -> list[str]:
+    """Comma-separated prompts, each with something in it: ``tissue,background``."""
+    prompts = [prompt.strip() for prompt in value.split(",")]
+    if not all(prompts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated prompts, none of them empty, got {value!r}")
+    return prompts
+
+
 fps = number(above=0, maximum=MAX_FPS)
 seconds = number(minimum=0)
 positive_seconds = number(above=0)
@@ -83,3 +99,5 @@ fraction = number(minimum=0, maximum=1)
 batch_size = count(minimum=1, maximum=MAX_BATCH_SIZE)
 decode_workers = count(minimum=0, maximum=MAX_DECODE_WORKERS)
 seed = count(minimum=0, maximum=MAX_SEED)
+threads = count(minimum=1, maximum=MAX_THREADS)
+consecutive = count(minimum=1, maximum=1_000_000)

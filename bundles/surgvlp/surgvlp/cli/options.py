@@ -10,7 +10,7 @@ from surgvlp.cli import arguments
 DEFAULT_VARIANT = "peskavlp"
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, batch_size: int = 64) -> None:
     model = parser.add_argument_group("model")
     model.add_argument(
         "--checkpoint",
@@ -26,7 +26,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         default="pil",
         help="pil: resize frames exactly as upstream (default); tensor: faster, differs by one grey level on some pixels",
     )
-    model.add_argument("--batch-size", type=arguments.batch_size, default=64, help=f"frames per forward pass, 1 to {arguments.MAX_BATCH_SIZE} (default: 64)")
+    model.add_argument("--batch-size", type=arguments.batch_size, default=batch_size, help=f"frames per forward pass, 1 to {arguments.MAX_BATCH_SIZE} (default: {batch_size})")
     add_allow_untrained_option(model, "run a model with random weights (for demos and tests; outputs are marked untrained)")
 
 
@@ -35,14 +35,15 @@ def add_allow_untrained_option(parser: argparse.ArgumentParser | argparse._Argum
     parser.add_argument("--allow-untrained", action="store_true", help=f"{purpose}. Also SURGVLP_ALLOW_UNTRAINED=1")
 
 
-def add_source_options(parser: argparse.ArgumentParser) -> None:
+def add_source_options(parser: argparse.ArgumentParser, decode_workers: bool = True) -> None:
     parser.add_argument("input", type=Path, metavar="INPUT", help="video file, DICOM video, multi-frame DICOM, DICOM series folder or frame folder")
     sampling = parser.add_argument_group("sampling")
     add_fps_option(sampling, "frames per second to sample")
     sampling.add_argument("--start", type=arguments.seconds, help="first second to read")
     sampling.add_argument("--end", type=arguments.positive_seconds, help="second to stop reading at, after --start")
     sampling.add_argument("--folder-fps", type=arguments.fps, help="frame rate of a frame folder when it has no sidecar (default: 1)")
-    add_decode_workers_option(sampling)
+    if decode_workers:
+        add_decode_workers_option(sampling)
 
 
 def add_fps_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, purpose: str) -> None:

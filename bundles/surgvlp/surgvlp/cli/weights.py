@@ -1,4 +1,5 @@
-"""``surgvlp weights fetch|import|list|verify|init-untrained|convert``: get the licensed weights onto a machine and keep them honest."""
+"""``surgvlp weights fetch|import|list|verify|init-untrained|convert``: get the licensed weights (and the public SAM2
+trackers) onto a machine and keep them honest."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 from surgvlp.cli import arguments
 from surgvlp.errors import SurgVLPError
-from surgvlp.weights.store import GENERATED_SOURCE, WEIGHTS_DIR_ENV, WeightEntry, WeightStore
-from surgvlp.weights.variants import TEXT_MODEL_REPO, TEXT_MODEL_URL_ENV, VARIANTS
+from surgvlp.weights.store import WEIGHTS_DIR_ENV, WeightEntry, WeightStore
+from surgvlp.weights.variants import SAM2_MODELS, TEXT_MODEL_REPO, TEXT_MODEL_URL_ENV, VARIANTS
 
 SHA256_SHOWN = 12
 
@@ -18,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "weights",
         help="fetch, import, list and verify the model weights",
         description="Manage the SurgVLP, HecVL and PeskaVLP weights (CC BY-NC-SA 4.0, fetched by each site, "
-        "never redistributed) and the Bio_ClinicalBERT text-model files.",
+        "never redistributed), the Bio_ClinicalBERT text-model files and the SAM2.1 trackers of `surgvlp segment`.",
     )
     folder = argparse.ArgumentParser(add_help=False)
     folder.add_argument(
@@ -30,10 +31,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
 
     fetch = actions.add_parser(
-        "fetch", parents=[folder], help="download a model's official checkpoint and the text-model files"
+        "fetch", parents=[folder], help="download a model's official checkpoint and the text-model files, or a SAM2.1 tracker"
     )
-    fetch.add_argument("variant", choices=list(VARIANTS), help="which model to download")
-    fetch.add_argument("--url", help="download the zip from this mirror instead (default: $SURGVLP_<VARIANT>_URL, else the official link)")
+    fetch.add_argument(
+        "variant",
+        choices=[*VARIANTS, *SAM2_MODELS],
+        help="which model to download; sam2-tiny and sam2-small are the public SAM2.1 Hiera trackers (from the Hugging "
+        "Face hub, facebook/sam2.1-hiera-tiny and -small) that `surgvlp segment --sam2` uses",
+    )
+    fetch.add_argument(
+        "--url",
+        help="download the zip from this mirror instead (default: $SURGVLP_<VARIANT>_URL, else the official link); "
+        "for a SAM2 model the base URL of its folder (default: $SURGVLP_SAM2_TINY_URL or $SURGVLP_SAM2_SMALL_URL, else the hub)",
+    )
     fetch.add_argument(
         "--text-model-url",
         help=f"base URL of the {TEXT_MODEL_REPO} files (default: ${TEXT_MODEL_URL_ENV}, else the Hugging Face hub)",
@@ -48,7 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what = imports.add_mutually_exclusive_group(required=True)
     what.add_argument("path", nargs="?", type=Path, help="the .pth checkpoint, or the official .zip holding it")
     what.add_argument("--text-model", type=Path, metavar="DIR", help="a Bio_ClinicalBERT folder (config.json, vocab.txt)")
-    imports.add_argument("--name", help=f"name to record the checkpoint under (default: guessed from the file name: {', '.join(VARIANTS)})")
+    what.add_argument("--sam2", type=Path, metavar="DIR", help="a SAM2 folder in the transformers layout (config.json, model.safetensors)")
+    imports.add_argument(
+        "--name",
+        help=f"name to record the checkpoint or SAM2 folder under (default: guessed from its name: {', '.join(VARIANTS)}; "
+        f"{', '.join(SAM2_MODELS)})",
+    )
     imports.set_defaults(handler=_import)
 
     listing = actions.add_parser("list", parents=[folder], help="show the recorded weights and where they came from")
@@ -108,9 +123,16 @@ def _how_to_run_untrained(name: str) -> str:
 
 
 def _fetch(args: argparse.Namespace) -> None:
-    from surgvlp.weights.fetch import fetch
+    from surgvlp.weights.fetch import fetch, fetch_sam2
 
     store = WeightStore(args.dir)
+    if args.variant in SAM2_MODELS:
+        if args.text_model_url is not None:
+            raise SurgVLPError("--text-model-url applies to the SurgVLP variants; a SAM2 model has no text model")
+        for entry in fetch_sam2(args.variant, args.url, store=store, force=args.force, timeout=args.timeout):
+            print(_describe(entry))
+        print(f"SAM2 folder: {store.sam2_folder(args.variant).folder} (use it with `surgvlp segment --sam2 {args.variant}`)")
+        return
     entry = fetch(args.variant, args.url, args.text_model_url, store=store, force=args.force, timeout=args.timeout)
     print(_describe(entry))
     print(f"text model: {store.text_model_dir()}")
@@ -120,9 +142,15 @@ def _import(args: argparse.Namespace) -> None:
     store = WeightStore(args.dir)
     if args.text_model is not None:
         if args.name is not None:
-            raise SurgVLPError("--name names a checkpoint; it does not apply to --text-model")
+            raise SurgVLPError("--name names a checkpoint or a SAM2 folder; it does not apply to --text-model")
         store.import_text_model(args.text_model)
         print(f"text model: {store.text_model_dir()}")
+    elif args.sam2 is not None:
+        entries = store.import_sam2(args.sam2, args.name)
+        for entry in entries:
+            print(_describe(entry))
+        name = entries[0].name.split("/")[0]
+        print(f"SAM2 folder: {store.sam2_folder(name).folder} (use it with `surgvlp segment --sam2 {name}`)")
     else:
         entry = store.import_checkpoint(args.path, args.name)
         print(_describe(entry))
@@ -148,15 +176,9 @@ def _list(args: argparse.Namespace) -> None:
 
 
 def _init_untrained(args: argparse.Namespace) -> None:
-    from surgvlp.network.untrained import write_untrained_model
-
-    store = WeightStore(args.dir)
-    name = f"untrained-{args.size}"
-    files = write_untrained_model(store.root / name, size=args.size, seed=args.seed)
-    entry = store.record(name, files.checkpoint, source=GENERATED_SOURCE, untrained=True)
-    store.record_own_text_model(entry)
+    entry = WeightStore(args.dir).init_untrained(args.size, args.seed)
     print(_describe(entry))
-    print(_how_to_run_untrained(name))
+    print(_how_to_run_untrained(entry.name))
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ sets the pace.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from functools import partial
@@ -78,6 +79,10 @@ class SurgVLPEncoder:
 
     ``preprocess`` is ``"pil"`` (upstream's pixels exactly) or ``"tensor"`` (faster, not identical); see
     :mod:`surgvlp.network.preprocess`. A model loaded without its text encoder (no tokenizer) embeds frames only.
+
+    One encoder may serve several threads (the MONAI Label app runs each job in its own): their forward passes
+    take turns, batch by batch, because two forwards at once on the same cores are many times slower than one
+    after the other, and a caller whose frames are cached never waits for the lock at all.
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class SurgVLPEncoder:
         if self.device.type == "cuda":
             self.model.backbone_img.to(memory_format=torch.channels_last)
         self.tokenizer = tokenizer
+        self._forward_lock = threading.Lock()
 
     @property
     def compute_precision(self) -> str:
@@ -125,14 +131,22 @@ class SurgVLPEncoder:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    @torch.inference_mode()
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Preprocessed (N, 3, 224, 224) images -> (N, 768) float32 embeddings on the CPU."""
+    def _forward(self, images: torch.Tensor, network: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
         if self.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            return self.model.encode_image(images).float().cpu()
+        with self._forward_lock, self._autocast():
+            return network(images).float().cpu()
+
+    @torch.inference_mode()
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Preprocessed (N, 3, 224, 224) images -> (N, 768) float32 embeddings on the CPU."""
+        return self._forward(images, self.model.encode_image)
+
+    @torch.inference_mode()
+    def encode_dense(self, images: torch.Tensor) -> torch.Tensor:
+        """Preprocessed (N, 3, H, W) images -> (N, 768, H/32, W/32) float32 per-cell embeddings on the CPU."""
+        return self._forward(images, self.model.backbone_img.dense_embeddings)
 
     @torch.inference_mode()
     def encode_prompts(self, prompts: Sequence[str]) -> np.ndarray:
@@ -140,7 +154,7 @@ class SurgVLPEncoder:
         if self.tokenizer is None:
             raise SurgVLPError("this model was loaded without its text encoder, so it cannot embed prompts")
         tokens = {key: value.to(self.device) for key, value in self.tokenizer(list(prompts)).items()}
-        with self._autocast():
+        with self._forward_lock, self._autocast():
             return self.model.encode_text(**tokens).float().cpu().numpy()
 
     def encode_frames(
@@ -151,11 +165,14 @@ class SurgVLPEncoder:
         progress: Progress | None = None,
         total: int = 0,
         cancel: CancelToken | None = None,
+        encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> np.ndarray:
         """(H, W, 3) uint8 RGB frames -> (N, 768) float32 embeddings, preprocessing overlapped with the model.
 
         ``prepare`` turns a list of frames into model input (by default they are resized, cropped and
-        normalised the encoder's way, see ``preprocess``).
+        normalised the encoder's way, see ``preprocess``); ``encode`` turns that input into each batch's
+        result (by default :meth:`encode_images`), so that a caller can reduce large per-batch outputs, such
+        as dense maps, before the next batch arrives.
         ``progress`` hears (frames done, ``total``) after each batch; ``cancel`` is checked before each batch,
         so a cancel stops the work within one batch (the background preparation stops with it).
         """
@@ -169,7 +186,7 @@ class SurgVLPEncoder:
         for batch in iterate_in_background(batches, depth=PREFETCH_BATCHES, name="surgvlp-preprocess"):
             if cancel is not None:
                 cancel.check()
-            embeddings.append(self.encode_images(batch))
+            embeddings.append((encode or self.encode_images)(batch))
             done += len(batch)
             if progress is not None:
                 progress(done, total)

@@ -14,6 +14,9 @@ ways to resize, and the faithful one is the default:
 The geometric part (:func:`crop_frame`) and the normalisation are separate so that the crop can run where
 the frame is decoded, leaving only 224 x 224 uint8 images to move between processes. torchvision is imported
 by the ``tensor`` mode alone: its import costs a second that the default never needs.
+
+Referring segmentation looks at the whole frame, not the centre crop: :func:`whole_frames_to_model_input`
+stops after the same resize to 360 x 640, so objects keep the scale the network was trained on.
 """
 
 from __future__ import annotations
@@ -51,17 +54,24 @@ def preprocessing_id(mode: PreprocessMode) -> str:
     return f"resize{RESIZE[0]}x{RESIZE[1]}-{check_preprocess(mode)}-crop{CROP}-imagenet"
 
 
+def _pil_resize(image: np.ndarray) -> Image.Image:
+    return Image.fromarray(image).resize((RESIZE[1], RESIZE[0]), Image.Resampling.BILINEAR)
+
+
 def _pil_crop(image: np.ndarray) -> np.ndarray:
-    resized = Image.fromarray(image).resize((RESIZE[1], RESIZE[0]), Image.Resampling.BILINEAR)
-    return np.asarray(resized.crop((CROP_LEFT, CROP_TOP, CROP_LEFT + CROP, CROP_TOP + CROP)))
+    return np.asarray(_pil_resize(image).crop((CROP_LEFT, CROP_TOP, CROP_LEFT + CROP, CROP_TOP + CROP)))
+
+
+def _tensor_resize(batch: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) uint8 -> (N, 3, 360, 640) uint8 with torchvision's antialiased bilinear kernel."""
+    from torchvision.transforms.v2 import functional as F
+
+    return F.resize(batch, list(RESIZE), interpolation=F.InterpolationMode.BILINEAR, antialias=True)
 
 
 def _tensor_crops(batch: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) uint8 -> (N, 3, 224, 224) uint8 with torchvision's antialiased bilinear kernel."""
-    from torchvision.transforms.v2 import functional as F
-
-    batch = F.resize(batch, list(RESIZE), interpolation=F.InterpolationMode.BILINEAR, antialias=True)
-    return F.center_crop(batch, [CROP, CROP])
+    return _tensor_resize(batch)[..., CROP_TOP : CROP_TOP + CROP, CROP_LEFT : CROP_LEFT + CROP]  # CenterCrop(224)
 
 
 def _stack(frames: Sequence[np.ndarray]) -> torch.Tensor:
@@ -96,3 +106,11 @@ def to_model_input(frames: Sequence[np.ndarray], mode: PreprocessMode = DEFAULT_
     if mode == "tensor" and len({frame.shape for frame in frames}) == 1:
         return normalize(_tensor_crops(_stack(frames)))
     return crops_to_model_input([crop_frame(frame, mode) for frame in frames])
+
+
+def whole_frames_to_model_input(frames: Sequence[np.ndarray], mode: PreprocessMode = DEFAULT_PREPROCESS) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB frames -> (N, 3, 360, 640) float32: the upstream resize and normalisation, uncropped."""
+    if mode == "tensor":
+        groups = [frames] if len({frame.shape for frame in frames}) == 1 else [[frame] for frame in frames]
+        return normalize(torch.cat([_tensor_resize(_stack(group)) for group in groups]))
+    return normalize(_stack([np.asarray(_pil_resize(frame)) for frame in frames]))

@@ -73,9 +73,7 @@ def read_truth(path: Path, class_names: list[str], fps: float | None = None) -> 
     the format's default frame rate (25 and 1)."""
     path = Path(path)
     if path.suffix.lower() == ".json":
-        timeline = read_timeline(path)
-        names = [timeline.class_names[label] for label in timeline.labels]
-        return Annotation(timeline.times, _label_indices(names, class_names, path, first_line=None))
+        return timeline_truth(read_timeline(path), class_names, str(path))
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except OSError as error:
@@ -107,6 +105,19 @@ def read_truth(path: Path, class_names: list[str], fps: float | None = None) -> 
     labels = [row[1].strip() for row in rows]
     times = np.arange(len(rows)) / (fps or CSV_FPS)
     return Annotation(times, _label_indices(labels, class_names, path, first_line))
+
+
+def timeline_truth(timeline: Timeline, class_names: list[str], origin: str) -> Annotation:
+    """The phases a timeline's segments give its frames, as truth: segments are what a person corrects (the
+    per-frame labels keep the decoder's answer), so a corrected timeline teaches what the clinician said."""
+    if timeline.task != "phase":
+        raise SurgVLPError(f"{origin}: a {timeline.task} timeline holds no phases")
+    covered = timeline.presence()
+    frames = covered.any(axis=1)
+    if not frames.any():
+        raise SurgVLPError(f"{origin}: the timeline's segments cover none of its frames")
+    names = [timeline.class_names[label] for label in covered[frames].argmax(axis=1)]
+    return Annotation(timeline.times[frames], _label_indices(names, class_names, Path(origin), first_line=None))
 
 
 def _label_indices(labels: list[str], class_names: list[str], path: Path, first_line: int | None) -> np.ndarray:

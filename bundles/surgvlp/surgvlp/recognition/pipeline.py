@@ -11,7 +11,7 @@ labelled with another set's class names, nor scored by an adapter trained on ano
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from surgvlp.progress import CancelToken, Progress
 from surgvlp.recognition.adapter import PhaseAdapter
 from surgvlp.recognition.cache import CacheKey, EmbeddingCache, FramesKey, PromptsKey
 from surgvlp.recognition.decoding import DecoderSettings, decode, presence_intervals, segments
+from surgvlp.recognition.evaluation import Annotation, align
 from surgvlp.recognition.prompts import PromptSet, load_prompt_set
 from surgvlp.recognition.scoring import PHASE_LOGIT_SCALE, phase_probabilities, tool_scores
 from surgvlp.recognition.timeline import Timeline
@@ -250,3 +251,41 @@ def recognise_tools(
     _require_task(prompt_set, "tool")
     _require_threshold(threshold)
     return tool_timeline(embed(model, source, prompt_set, **embedding), threshold, min_segment)
+
+
+def train_adapter(
+    model: LoadedModel,
+    cases: Sequence[tuple[FrameSource, Annotation]],
+    prompt_set: PromptSet | str | Path = "cholec80",
+    *,
+    epochs: int = 300,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    **embedding: Any,
+) -> PhaseAdapter:
+    """A few-shot phase head trained on labelled videos, started from ``prompt_set``'s zero-shot classifier.
+
+    Each case is a frame source and its true phases (from an annotation file or a corrected timeline); only the
+    frames the truth covers count. Embeddings come through the cache, so videos the server has already
+    recognised cost no encoder time. The adapter's ``history`` records how many frames it learnt from and how
+    many of them it labels right afterwards (``training_accuracy``). ``progress`` hears (frames done, frames in all) over all cases;
+    ``embedding`` takes :func:`embed`'s other keyword arguments.
+    """
+    prompt_set = _prompt_set(prompt_set)
+    _require_task(prompt_set, "phase")
+    if not cases:
+        raise SurgVLPError("no labelled videos to train the adapter on")
+    total = sum(len(source) for source, _ in cases)
+    features, labels, before = [], [], 0
+    for source, truth in cases:
+        report = None if progress is None else (lambda done, _all, before=before: progress(before + done, total))
+        embedded = embed(model, source, prompt_set, progress=report, cancel=cancel, **embedding)
+        covered, true_labels = align(embedded.times, truth)
+        features.append(embedded.frames[covered])
+        labels.append(true_labels)
+        before += len(source)
+    adapter = PhaseAdapter.from_prompts(prompt_set, embedded.classes, model.sha256, model.untrained)
+    adapter.fit(features, labels, epochs=epochs)
+    predicted = [adapter.probabilities(frames).argmax(axis=1) for frames in features]
+    adapter.history["training_accuracy"] = float(np.mean(np.concatenate(predicted) == np.concatenate(labels)))
+    return adapter

@@ -11,6 +11,20 @@ from pydicom.uid import UID
 VIDEO_ENDOSCOPIC_IMAGE_STORAGE = uid.VideoEndoscopicImageStorage
 MULTIFRAME_TRUE_COLOR_SC_IMAGE_STORAGE = uid.MultiFrameTrueColorSecondaryCaptureImageStorage
 
+VIDEO_SOP_CLASSES = frozenset(
+    {VIDEO_ENDOSCOPIC_IMAGE_STORAGE, uid.VideoPhotographicImageStorage, uid.VideoMicroscopicImageStorage}
+)
+"""The SOP classes of DICOM video (PS3.3 A.32): an MPEG stream in the pixel data."""
+
+MULTIFRAME_SOP_CLASSES = frozenset(
+    {
+        MULTIFRAME_TRUE_COLOR_SC_IMAGE_STORAGE,
+        uid.MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
+        uid.UltrasoundMultiFrameImageStorage,
+    }
+)
+"""Multi-frame image SOP classes whose frames are 8 bits per sample, the only depth the frame sources read."""
+
 MPEG2_MAIN_LEVEL = uid.MPEG2MPML
 H264_HIGH_LEVEL_4_1 = uid.MPEG4HP41
 HEVC_MAIN_LEVEL_5_1 = uid.HEVCMP51

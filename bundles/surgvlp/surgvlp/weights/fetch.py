@@ -10,13 +10,16 @@ import tempfile
 from pathlib import Path
 
 from surgvlp.weights.download import DEFAULT_TIMEOUT_S, DownloadError, download
-from surgvlp.weights.store import WeightEntry, WeightStore, text_model_entry_name
+from surgvlp.weights.store import WeightEntry, WeightStore, sam2_entry_name, text_model_entry_name
 from surgvlp.weights.variants import (
+    SAM2_FILES,
     TEXT_MODEL_FILES,
     TEXT_MODEL_URL_ENV,
     TOKENIZER_CONFIG,
     checkpoint_url,
+    get_sam2_model,
     get_variant,
+    sam2_url,
     text_model_url,
 )
 
@@ -97,3 +100,40 @@ def _fetch_text_model_file(store: WeightStore, url: str, filename: str, staging:
             return store.add_default_tokenizer_config()
         raise
     return store.add_text_model_file(filename, downloaded, source=url)
+
+
+def fetch_sam2(
+    name: str,
+    url: str | None = None,
+    *,
+    store: WeightStore | None = None,
+    force: bool = False,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> list[WeightEntry]:
+    """Download a public SAM2.1 model's configuration and weights into ``<weights>/<name>/``, SHA-256 recorded.
+
+    ``url`` is the base of a mirror's folder (each file is ``<url>/<file>``); without it ``$SURGVLP_SAM2_<SIZE>_URL``
+    and then the Hugging Face hub are used. The weights arrive beside their target as a resumable ``.part`` file
+    and are moved into place only once checked.
+    """
+    model = get_sam2_model(name)
+    store = store or WeightStore()
+    base = sam2_url(model, url)
+    entries = []
+    for filename in SAM2_FILES:
+        entry = None if force else store.intact_entry(sam2_entry_name(model.name, filename))
+        if entry is None:
+            source = f"{base}/{filename}"
+            arrived = download(
+                source,
+                store.root / model.name / f".{filename}.download",
+                timeout=timeout,
+                mirror_hint=f"to use a mirror pass --url or set {model.url_env}, or copy the folder in with "
+                f"{store.command(f'import --sam2 DIR --name {model.name}')}",
+            )
+            try:
+                entry = store.install_sam2_file(model.name, filename, arrived, source=source, move=True)
+            finally:
+                arrived.unlink(missing_ok=True)
+        entries.append(entry)
+    return entries

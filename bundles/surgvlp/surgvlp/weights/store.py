@@ -23,15 +23,19 @@ from surgvlp.errors import SurgVLPError
 from surgvlp.folders import WEIGHTS_DIR_ENV, default_weights_dir
 from surgvlp.weights.archive import extract_checkpoint, is_checkpoint_archive
 from surgvlp.atomic import UnwritableOutput, atomic_path
+from surgvlp.weights.sam2_files import check_sam2_file, is_untrained_sam2, require_sam2_folder
 from surgvlp.weights.variants import (
     DEFAULT_TOKENIZER_CONFIG,
     REQUIRED_TEXT_MODEL_FILES,
+    SAM2_FILES,
+    SAM2_MODELS,
     TEXT_MODEL_DIRNAME,
     TEXT_MODEL_FILES,
     TEXT_MODEL_REPO,
     TOKENIZER_CONFIG,
     VARIANTS,
     checkpoint_url,
+    sam2_url,
     text_model_url,
 )
 
@@ -66,6 +70,18 @@ def _is_text_model_entry(entry: WeightEntry) -> bool:
     return entry.name.startswith(f"{TEXT_MODEL_DIRNAME}/")
 
 
+def sam2_entry_name(model: str, filename: str) -> str:
+    return f"{model}/{filename}"
+
+
+def _sam2_model_of(entry: WeightEntry) -> str | None:
+    """The SAM2 model an entry belongs to (``sam2-tiny/model.safetensors`` -> ``sam2-tiny``), else None."""
+    parts = entry.name.split("/")
+    if len(parts) == 2 and parts[1] in SAM2_FILES and parts[0] != TEXT_MODEL_DIRNAME:
+        return parts[0]
+    return None
+
+
 @dataclass(frozen=True)
 class WeightEntry:
     """A weights file and its provenance; ``recorded_at`` is None for a file the manifest does not know."""
@@ -77,6 +93,16 @@ class WeightEntry:
     source: str
     untrained: bool = False
     recorded_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Sam2Folder:
+    """A SAM2 folder ready to load: its name, where it is, the SHA-256 of its weights and whether they are random."""
+
+    name: str
+    folder: Path
+    sha256: str
+    untrained: bool
 
 
 class WeightStore:
@@ -164,11 +190,18 @@ class WeightStore:
 
     def _repair(self, entry: WeightEntry) -> str:
         """How to get an intact copy of ``entry`` back, as a command where there is one."""
+        sam2 = _sam2_model_of(entry)
         if entry.source.startswith(IMPORT_PREFIX):
             original = Path(entry.source.removeprefix(IMPORT_PREFIX))
             if _is_text_model_entry(entry):
                 return f"import it again with {self.command(f'import --text-model {shlex.quote(str(original.parent))}')}"
+            if sam2 is not None:
+                return f"import it again with {self.command(f'import --sam2 {shlex.quote(str(original.parent))} --name {sam2}')}"
             return f"import it again with {self.command(f'import {shlex.quote(str(original))} --name {entry.name}')}"
+        if sam2 in SAM2_MODELS:
+            base = entry.source.rsplit("/", 1)[0]
+            mirror = f" --url {shlex.quote(base)}" if base != sam2_url(SAM2_MODELS[sam2]) else ""
+            return f"fetch it again with {self.command(f'fetch {sam2}{mirror}')}"
         if entry.untrained:
             return "it is an untrained test model: write it again"
         if _is_text_model_entry(entry):
@@ -197,6 +230,17 @@ class WeightStore:
         problem = self._problem(entry)
         if problem:
             raise SurgVLPError(problem)
+        return entry
+
+    def init_untrained(self, size: str = "tiny", seed: int = 0) -> WeightEntry:
+        """Write a random-weight model in the official layout as ``untrained-<size>``, recorded as untrained (it
+        then runs only where untrained models are explicitly allowed, and every output says so)."""
+        from surgvlp.network.untrained import write_untrained_model  # torch: only when a model is written
+
+        name = f"untrained-{size}"
+        files = write_untrained_model(self.root / name, size=size, seed=seed)
+        entry = self.record(name, files.checkpoint, source=GENERATED_SOURCE, untrained=True)
+        self.record_own_text_model(entry)
         return entry
 
     def intact_entry(self, name: str) -> WeightEntry | None:
@@ -314,6 +358,48 @@ class WeightStore:
                 self._require_intact(recorded)
         return beside
 
+    def sam2_folder(self, name: str) -> Sam2Folder:
+        """The recorded SAM2 model ``name`` (e.g. ``sam2-tiny``), every file re-verified against its SHA-256."""
+        recorded = {entry.name.split("/")[1]: entry for entry in self.entries() if _sam2_model_of(entry) == name}
+        missing = [filename for filename in SAM2_FILES if filename not in recorded]
+        if missing:
+            fetch = f"run {self.command(f'fetch {name}')}, or " if name in SAM2_MODELS else ""
+            raise SurgVLPError(
+                f"no SAM2 model {name} in {self.root} (no {', '.join(missing)} recorded): "
+                f"{fetch}{self.command('import --sam2 DIR --name ' + name)} for a copied folder"
+            )
+        for entry in recorded.values():
+            self._require_intact(entry)
+        weights = recorded["model.safetensors"]
+        return Sam2Folder(name, weights.path.parent, weights.sha256, weights.untrained)
+
+    def sam2_names(self) -> set[str]:
+        """The SAM2 models with files recorded here (their files not checked)."""
+        return {_sam2_model_of(entry) for entry in self.entries()} - {None}
+
+    def resolve_sam2(self, name_or_folder: str | Path) -> Sam2Folder:
+        """A recorded SAM2 name, or a folder holding ``config.json`` and ``model.safetensors``.
+
+        A folder recorded here is verified like its name; another folder is hashed, and keeps the provenance of
+        a recorded model whose weights it holds.
+        """
+        folder = Path(name_or_folder).expanduser()
+        name = str(name_or_folder).lower()
+        if not folder.exists() and (name in self.sam2_names() or name in SAM2_MODELS):
+            return self.sam2_folder(name)
+        require_sam2_folder(folder)
+        entries = [entry for entry in self.entries() if _sam2_model_of(entry) is not None]
+        folder = folder.resolve()
+        for entry in entries:
+            if entry.path.parent == folder:
+                return self.sam2_folder(_sam2_model_of(entry))
+        weights = folder / "model.safetensors"
+        digest = sha256_file(weights)
+        for entry in entries:
+            if entry.sha256 == digest:
+                return Sam2Folder(_sam2_model_of(entry), folder, digest, entry.untrained)
+        return Sam2Folder(folder.name, folder, digest, is_untrained_sam2(weights))
+
     # -- adding files --------------------------------------------------------------------------------
 
     def install_checkpoint(self, name: str, path: Path, *, source: str) -> WeightEntry:
@@ -382,6 +468,44 @@ class WeightStore:
         if TOKENIZER_CONFIG not in present:
             entries.append(self.add_default_tokenizer_config())
         return entries
+
+
+    def install_sam2_file(self, model: str, filename: str, path: Path, *, source: str, move: bool = False) -> WeightEntry:
+        """Check a SAM2 file and put it in ``<root>/<model>/``, moved (a download) or copied, then record it."""
+        path = Path(path)
+        check_sam2_file(filename, path, source.removeprefix(IMPORT_PREFIX))
+        dest = self.root / model / filename
+        with self._writing(), atomic_path(dest) as staged:
+            if move:
+                path.replace(staged)
+            else:
+                shutil.copyfile(path, staged)
+        untrained = filename == "model.safetensors" and is_untrained_sam2(dest)
+        return self.record(sam2_entry_name(model, filename), dest, source=source, untrained=untrained)
+
+    def import_sam2(self, directory: Path, name: str | None = None) -> list[WeightEntry]:
+        """Install a SAM2 folder copied in by hand; the name is guessed from the folder's name unless given."""
+        directory = Path(directory).expanduser()
+        require_sam2_folder(directory)
+        name = (name or _guess_sam2_name(directory)).lower()
+        if not NAME_PATTERN.fullmatch(name) or name in VARIANTS or name == TEXT_MODEL_DIRNAME.lower():
+            raise SurgVLPError(f"SAM2 name {name!r} is not usable; use letters, digits, '.', '_' and '-', and no model variant's name")
+        for filename in SAM2_FILES:  # check everything before copying anything
+            check_sam2_file(filename, directory / filename, str(directory / filename))
+        return [
+            self.install_sam2_file(name, filename, directory / filename, source=f"{IMPORT_PREFIX}{(directory / filename).resolve()}")
+            for filename in SAM2_FILES
+        ]
+
+
+def _guess_sam2_name(directory: Path) -> str:
+    found = [name for name in SAM2_MODELS if name.removeprefix("sam2-") in directory.resolve().name.lower()]
+    if len(found) != 1:
+        raise SurgVLPError(
+            f"cannot tell from the folder name {directory.name!r} which SAM2 model it holds; add --name "
+            f"({', '.join(SAM2_MODELS)} or a name of your own)"
+        )
+    return found[0]
 
 
 def _hashed_entry(name: str, path: Path, source: str, untrained: bool) -> WeightEntry:

@@ -15,14 +15,16 @@ from surgvlp.errors import SurgVLPError
 
 @dataclass(frozen=True)
 class Variant:
+    """A model to download: a SurgVLP-family zip, or (for SAM2) the hub folder its files are fetched from."""
+
     name: str
     display_name: str
     url: str
 
     @property
     def url_env(self) -> str:
-        """The environment variable that points this variant at a mirror."""
-        return f"SURGVLP_{self.name.upper()}_URL"
+        """The environment variable that points this model at a mirror (``SURGVLP_SAM2_TINY_URL`` for ``sam2-tiny``)."""
+        return f"SURGVLP_{self.name.upper().replace('-', '_')}_URL"
 
 
 VARIANTS: dict[str, Variant] = {
@@ -52,11 +54,15 @@ TEXT_MODEL_FILES = (*REQUIRED_TEXT_MODEL_FILES, TOKENIZER_CONFIG)
 DEFAULT_TOKENIZER_CONFIG = {"tokenizer_class": "BertTokenizer", "do_lower_case": True}
 
 
-def get_variant(name: str) -> Variant:
+def _lookup(registry: dict[str, Variant], name: str, what: str) -> Variant:
     try:
-        return VARIANTS[name.lower()]
+        return registry[name.lower()]
     except KeyError:
-        raise SurgVLPError(f"unknown model variant {name!r}; choose one of {', '.join(VARIANTS)}") from None
+        raise SurgVLPError(f"unknown {what} {name!r}; choose one of {', '.join(registry)}") from None
+
+
+def get_variant(name: str) -> Variant:
+    return _lookup(VARIANTS, name, "model variant")
 
 
 def checkpoint_url(variant: Variant, url: str | None = None) -> str:
@@ -67,3 +73,27 @@ def checkpoint_url(variant: Variant, url: str | None = None) -> str:
 def text_model_url(url: str | None = None) -> str:
     """The folder URL the text-model files are fetched from (each file is ``<base>/<name>``)."""
     return (url or os.environ.get(TEXT_MODEL_URL_ENV) or TEXT_MODEL_URL).rstrip("/")
+
+
+# The public SAM2.1 trackers in the transformers layout (Apache-2.0), fetched file by file from their hub folders.
+SAM2_MODELS: dict[str, Variant] = {
+    model.name: model
+    for model in (
+        Variant("sam2-tiny", "SAM2.1 Hiera-Tiny", "https://huggingface.co/facebook/sam2.1-hiera-tiny/resolve/main"),
+        Variant("sam2-small", "SAM2.1 Hiera-Small", "https://huggingface.co/facebook/sam2.1-hiera-small/resolve/main"),
+    )
+}
+
+# The architecture and the weights. The preprocessing (a square resize to the config's image_size and the
+# ImageNet normalisation) follows from the config, so the hub's processor files are not needed.
+SAM2_FILES = ("config.json", "model.safetensors")
+SAM2_MODEL_TYPES = frozenset({"sam2_video", "sam2"})
+
+
+def get_sam2_model(name: str) -> Variant:
+    return _lookup(SAM2_MODELS, name, "SAM2 model")
+
+
+def sam2_url(model: Variant, url: str | None = None) -> str:
+    """The folder URL the model's files are fetched from (each file is ``<base>/<name>``)."""
+    return checkpoint_url(model, url).rstrip("/")
