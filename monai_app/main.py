@@ -42,6 +42,14 @@ class ModelNotFound(SurgVLPError):
     """An infer call for a model this app does not serve."""
 
 
+def _builtin_prompt_sets() -> Dict[str, Any]:
+    """The built-in prompt sets as ``/info`` shows them (read once: they are package data)."""
+    from surgvlp import load_prompt_set
+    from surgvlp.recognition.prompts import builtin_prompt_sets
+
+    return {name: load_prompt_set(name).to_dict() for name in builtin_prompt_sets()}
+
+
 class SurgVLPApp(MONAILabelApp):
     def __init__(self, app_dir: str, studies: str, conf: Dict[str, str]) -> None:
         unknown = sorted(set(conf) - set(KNOWN_KEYS) - {"server_mode", "preload"})
@@ -51,6 +59,7 @@ class SurgVLPApp(MONAILabelApp):
         require_local(served_host(sys.argv), self.settings.allow_remote)
         self.service = ModelService(self.settings)
         self.board = JobBoard(self.settings.jobs)
+        self._prompt_sets = _builtin_prompt_sets()
         super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="SurgVLP",
                          description="Zero-shot surgical phase timelines, tool presence and referring segmentation "
                                      "(SurgVLP, HecVL, PeskaVLP)",
@@ -79,16 +88,10 @@ class SurgVLPApp(MONAILabelApp):
         return {}
 
     def info(self) -> Dict[str, Any]:
-        from surgvlp import load_prompt_set
-        from surgvlp.recognition.prompts import builtin_prompt_sets
-
+        """The stock ``/infer`` endpoint calls this on every request, inside the event loop: keep it cheap."""
         return {
             **super().info(),
-            "surgvlp": {
-                **self.service.status(),
-                "model": self.service.describe(),
-                "prompt_sets": {name: load_prompt_set(name).to_dict() for name in builtin_prompt_sets()},
-            },
+            "surgvlp": {**self.service.status(), "model": self.service.describe(), "prompt_sets": self._prompt_sets},
         }
 
     @answers_http

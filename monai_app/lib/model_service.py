@@ -98,5 +98,9 @@ class ModelService:
 
         return EmbeddingCache(self.settings.cache_dir) if self.settings.cache_dir else True
 
+    @property
+    def adapters_dir(self) -> Path:
+        return self.settings.state_dir / "adapters"
+
     def adapter_path(self, prompt_set_name: str) -> Path:
-        return self.settings.state_dir / "adapters" / f"{prompt_set_name}.npz"
+        return self.adapters_dir / f"{prompt_set_name}.npz"

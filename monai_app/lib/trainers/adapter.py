@@ -35,7 +35,7 @@ class AdapterTrainer(TrainTask):
 
     def stats(self) -> Dict[str, Any]:
         """Per prompt set: when and on what the adapter was trained, and how well it fits its cases."""
-        folder = self.service.adapter_path("x").parent
+        folder = self.service.adapters_dir
         found = {path.name.removesuffix(".stats.json"): json.loads(path.read_text(encoding="utf-8"))
                  for path in sorted(folder.glob("*.stats.json"))} if folder.is_dir() else {}
         return {"trained": bool(found), "adapters": found}
