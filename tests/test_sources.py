@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import surgvlp.sources.video as video_module
 from surgvlp.errors import SurgVLPError
 from surgvlp.sample_data import write_sample_case
 from surgvlp.sources import FrameFolderSource, VideoSource, open_source
@@ -116,6 +117,62 @@ def test_seeking_and_sequential_decoding_give_the_same_frames(tmp_path, monkeypa
     sequential = [(frame.index, frame.image.mean()) for frame in open_source(path, fps=0.5)]
     assert [index for index, _ in seeking] == [0, 50, 100]
     assert seeking == sequential
+
+
+def write_textured_video(path, codec, options, frames=90):
+    """Noise drifting across the picture: B-frames that really predict, unlike flat grey frames."""
+    texture = np.random.default_rng(5).integers(0, 256, (SIZE[1], 2 * SIZE[0], 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=FPS, options=options)
+        stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
+        for number in range(frames):
+            image = np.ascontiguousarray(texture[:, number : number + SIZE[0]])
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def every_frame_by_pyav(path) -> list[np.ndarray]:
+    """The reference: PyAV decoding every frame, nothing skipped, in display order."""
+    with av.open(str(path)) as container:
+        frames = sorted(container.decode(video=0), key=lambda frame: frame.pts)
+        return [frame.to_ndarray(format="rgb24") for frame in frames]
+
+
+B_FRAME_CODECS = {
+    "h264": ("clip.mp4", "libx264", {"g": "45", "bf": "3", "x264-params": "b-pyramid=normal"}),
+    "hevc": ("clip.mp4", "libx265", {"x265-params": "keyint=45:bframes=3:log-level=error"}),
+    "mpeg2video": ("clip.mpg", "mpeg2video", {"g": "45", "bf": "2"}),
+}
+
+
+@pytest.mark.parametrize("codec", sorted(B_FRAME_CODECS))
+def test_frames_skipped_before_the_wanted_one_change_nothing(tmp_path, monkeypatch, codec):
+    """Frames that nothing refers to are not decoded on the way to a wanted frame: fewer frames decoded, and
+    every sampled frame bit-identical to PyAV's plain decoding of the whole stream."""
+    name, encoder, options = B_FRAME_CODECS[codec]
+    path = write_textured_video(tmp_path / name, encoder, options)
+    reference = every_frame_by_pyav(path)
+    assert codec in video_module.SKIPPABLE_CODECS
+    decoded = {"count": 0}
+    position = video_module._ForwardDecoder._position
+
+    def count(self, frame):
+        decoded["count"] += 1
+        return position(self, frame)
+
+    monkeypatch.setattr(video_module._ForwardDecoder, "_position", count)
+    counts = {}
+    for skipping in (True, False):
+        monkeypatch.setattr(video_module, "SKIPPABLE_CODECS", video_module.SKIPPABLE_CODECS if skipping else frozenset())
+        decoded["count"] = 0
+        for fps, start in ((7.0, 0.0), (3.0, 0.5), (None, 1.0)):
+            source = open_source(path, fps=fps, start=start)
+            assert source.description["codec"] == codec
+            for frame in source:
+                np.testing.assert_array_equal(frame.image, reference[frame.index])
+        counts[skipping] = decoded["count"]
+    assert counts[True] < counts[False]
 
 
 def test_recording_cut_mid_gop_starts_at_its_first_keyframe(tmp_path):

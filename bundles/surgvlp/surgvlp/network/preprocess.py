@@ -55,7 +55,8 @@ def preprocessing_id(mode: PreprocessMode) -> str:
 
 
 def _pil_resize(image: np.ndarray) -> Image.Image:
-    return Image.fromarray(image).resize((RESIZE[1], RESIZE[0]), Image.Resampling.BILINEAR)
+    # Decoded frames are views with padded rows; PIL copies those pixel by pixel, ten times slower than numpy.
+    return Image.fromarray(np.ascontiguousarray(image)).resize((RESIZE[1], RESIZE[0]), Image.Resampling.BILINEAR)
 
 
 def _pil_crop(image: np.ndarray) -> np.ndarray:
