@@ -22,11 +22,11 @@ PROMPTS = "In preparation phase I insert trocars to patient abdomen cavity\nI us
 
 @pytest.fixture(scope="module")
 def frame_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Frames named so that natural order differs from lexical order (f_2 before f_10)."""
+    """Frames named so that natural order differs from lexical order (f_2 before f_10), each of its own colour:
+    reddish, greenish, bluish, far enough apart that even the untrained model scores them differently."""
     folder = tmp_path_factory.mktemp("frames")
-    for index in (1, 2, 10):
-        colour = np.array([40 * index % 255, 120, 200 - 10 * index], dtype=np.uint8)
-        Image.fromarray(np.broadcast_to(colour, (240, 320, 3)).copy()).save(folder / f"f_{index}.png")
+    for index, colour in {1: (200, 40, 40), 2: (40, 200, 40), 10: (40, 40, 200)}.items():
+        Image.fromarray(np.broadcast_to(np.array(colour, dtype=np.uint8), (240, 320, 3)).copy()).save(folder / f"f_{index}.png")
     return folder
 
 

@@ -3,8 +3,8 @@
 The references never call our code: frames go through PIL and torchvision's v1 transforms on PIL images
 (``Resize((360, 640))``, ``CenterCrop(224)``, ``ToTensor``, ``Normalize``), prompts through
 ``AutoTokenizer.from_pretrained(folder)`` with upstream's arguments, and the sentence embedding through
-upstream's pooling written out loop by loop: pad to 77, sum the last four BERT layers, merge word pieces
-into words up to [SEP], average over the 77 positions.
+transformers' own ``BertModel`` and upstream's pooling written out loop by loop: pad to 77, sum the last four
+BERT layers, merge word pieces into words up to [SEP], average over the 77 positions.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 import torch
 import torchvision.transforms as T
 from PIL import Image
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, BertConfig, BertModel
 
 from surgvlp.cli import build_parser
 from surgvlp.cli.options import load_model_from_args
@@ -80,11 +80,23 @@ def upstream_tokens(folder: Path, prompt: str) -> dict[str, torch.Tensor]:
     return tokenizer(prompt, return_tensors="pt", truncation=True, padding="max_length", max_length=77)
 
 
-def upstream_sentence_embedding(model, folder: Path, prompt: str) -> torch.Tensor:
+def upstream_bert(checkpoint: Path, folder: Path) -> BertModel:
+    """Upstream's text model: transformers' own BertModel, with the eager attention upstream's version ran, and the
+    checkpoint's ``backbone_text.model.*`` weights."""
+    config = BertConfig.from_pretrained(str(folder))
+    config._attn_implementation = "eager"
+    bert = BertModel(config, add_pooling_layer=True)
+    prefix = "backbone_text.model."
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    bert.load_state_dict({key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}, strict=True)
+    return bert.eval()
+
+
+def upstream_sentence_embedding(bert: BertModel, folder: Path, prompt: str) -> torch.Tensor:
     """Upstream's BertEncoder with last_n_layers=4, aggregate 'sum', agg_tokens on, no normalisation."""
     tokens = upstream_tokens(folder, prompt)
     id_to_word = {index: word for word, index in AutoTokenizer.from_pretrained(str(folder)).get_vocab().items()}
-    hidden = model.backbone_text.model(**tokens, output_hidden_states=True).hidden_states
+    hidden = bert(**tokens, output_hidden_states=True).hidden_states
     per_token = torch.stack(hidden[-4:])[:, 0].permute(1, 0, 2)  # (77 tokens, 4 layers, D)
     merged: list[torch.Tensor] = []  # one (4, D) sum per word, then [SEP] on its own
     pieces: list[torch.Tensor] = []
@@ -298,8 +310,9 @@ def test_text_embeddings_follow_upstream_pooling(tiny_model, text_folders, name)
     folder = text_folders[name]
     model, tokenizer = load_network(tiny_model.checkpoint, folder)
     ours = SurgVLPEncoder(model, tokenizer, device="cpu").encode_prompts(PROMPTS)
+    bert = upstream_bert(tiny_model.checkpoint, folder)
     with torch.inference_mode():
-        reference = torch.stack([upstream_sentence_embedding(model, folder, prompt) for prompt in PROMPTS]).numpy()
+        reference = torch.stack([upstream_sentence_embedding(bert, folder, prompt) for prompt in PROMPTS]).numpy()
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)
 
 

@@ -1,8 +1,8 @@
 """Reading official SurgVLP / HecVL / PeskaVLP checkpoints: bare ``state_dict`` files with upstream key names.
 
 Loading is strict. The only tolerated difference is ``backbone_text.model.embeddings.position_ids``, a
-buffer that older transformers saved and current ones rebuild. Anything else means the file is not what the
-user thinks it is, and the error says what it looks like instead.
+buffer that older transformers saved and that the network does without (it counts the positions itself).
+Anything else means the file is not what the user thinks it is, and the error says what it looks like instead.
 
 A random-weight file written by :mod:`surgvlp.network.untrained` carries its mark inside the file, in the
 state_dict's ``_metadata`` (the per-module versions that ``torch.save`` keeps, ``torch.load`` restores and
@@ -144,21 +144,19 @@ def load_network(
     """Build the network from the text-model folder and load the checkpoint strictly, on the CPU.
 
     Without ``text_encoder`` the network is the image half alone, with no tokenizer: only the checkpoint's
-    ``backbone_img.*`` tensors are read and checked, and transformers is not imported.
+    ``backbone_img.*`` tensors are read and checked, and transformers is not imported. With it, transformers
+    serves the tokenizer and the configuration; BERT itself is :mod:`surgvlp.network.bert`.
     """
     if text_encoder:
         tokenizer = PromptTokenizer(text_model_dir)
-        from transformers.initialization import no_init_weights
-
-        # Every parameter is replaced by the checkpoint's below, so drawing random initial values (a second of
-        # work for BERT-base and ResNet-50) would only delay the start.
-        with no_init_weights():
-            model = SurgVLP(load_text_config(text_model_dir), tokenizer.sep_token_id)
+        text_config, sep_token_id = load_text_config(text_model_dir), tokenizer.sep_token_id
     else:
         require_text_model_files(Path(text_model_dir))
-        tokenizer = None
-        with torch.device("meta"):  # no memory and no initial values: the checkpoint's tensors take their place
-            model = SurgVLP(None)
+        tokenizer, text_config, sep_token_id = None, None, None
+    # No memory and no initial values (a second of work for BERT-base and ResNet-50): the checkpoint's tensors
+    # take their place. The network keeps no buffers of its own that the checkpoint would not replace.
+    with torch.device("meta"):
+        model = SurgVLP(text_config, sep_token_id)
     state_dict = read_state_dict(checkpoint, mmap=not text_encoder)
     if not text_encoder:
         state_dict = _selected(state_dict, lambda key: key.startswith(IMAGE_PREFIX))

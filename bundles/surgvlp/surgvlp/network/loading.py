@@ -19,7 +19,11 @@ if TYPE_CHECKING:
     from surgvlp.network.preprocess import PreprocessMode
 
 IMAGE_ENCODER_MODULES = ("torch",)
-TEXT_ENCODER_MODULES = ("transformers.models.bert.modeling_bert",)  # also the tokenizer's and the configuration's
+TEXT_ENCODER_MODULES = (  # what AutoTokenizer and BertConfig need; BERT itself is plain torch (network/bert.py)
+    "transformers.models.auto.tokenization_auto",
+    "transformers.models.bert.tokenization_bert",
+    "transformers.models.bert.configuration_bert",
+)
 _IMPORTING = threading.Lock()
 
 FOLDER_CHECKPOINT = "model"

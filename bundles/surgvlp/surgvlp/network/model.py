@@ -4,8 +4,9 @@ Module and parameter names follow the official checkpoints (``backbone_img.model
 ``backbone_img.global_embedder.*``, ``backbone_text.model.*``) so that an official ``state_dict`` loads
 strictly, without renaming.
 
-Built without a text configuration, the network is its image half alone: all that embedding frames needs,
-without transformers (whose import costs two seconds at every start) or BERT's weights.
+Both halves are plain torch (:mod:`surgvlp.network.resnet`, :mod:`surgvlp.network.bert`): importing torchvision's
+and transformers' modeling code would cost seconds at every start. Built without a text configuration, the
+network is its image half alone: all that embedding frames needs, without the tokenizer or BERT's weights.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from surgvlp.network.bert import Bert
 from surgvlp.network.resnet import ResNet50
 
 if TYPE_CHECKING:
@@ -63,9 +65,7 @@ class TextEncoder(nn.Module):
         super().__init__()
         if config.num_hidden_layers < TEXT_LAYERS_POOLED:
             raise ValueError(f"the text model needs at least {TEXT_LAYERS_POOLED} layers, got {config.num_hidden_layers}")
-        from transformers import BertModel  # only here: the image half never needs transformers
-
-        self.model = BertModel(config, add_pooling_layer=True)
+        self.model = Bert(config)
         self.sep_token_id = sep_token_id
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tensor:
@@ -74,12 +74,7 @@ class TextEncoder(nn.Module):
         Upstream merges word pieces into words and averages over the 77 padded positions with zeros after
         [SEP]; merging by summation keeps the total, so this masked sum is the same number, vectorised.
         """
-        hidden = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            output_hidden_states=True,
-        ).hidden_states
+        hidden = self.model(input_ids, attention_mask, token_type_ids)
         layers = torch.stack(hidden[-TEXT_LAYERS_POOLED:]).sum(dim=0)
         is_sep = input_ids == self.sep_token_id
         up_to_first_sep = (is_sep.cumsum(dim=1) - is_sep.long()) == 0

@@ -19,11 +19,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
-from transformers import BertConfig
 
 from surgvlp.atomic import atomic_write
 from surgvlp.errors import SurgVLPError
@@ -34,6 +33,9 @@ from surgvlp.untrained_policy import require_untrained_allowed
 from surgvlp.recognition.scoring import PHASE_LOGIT_SCALE
 from surgvlp.recognition.prompts import PromptSet
 from surgvlp.weights import WeightEntry, WeightStore
+
+if TYPE_CHECKING:
+    from transformers import BertConfig
 
 BUNDLE_CHECKPOINT = "model"
 """Manifest name of ``models/model.pt``: the state_dict of :class:`ZeroShotNetwork`."""
@@ -55,7 +57,7 @@ class ZeroShotNetwork(SurgVLP):
     so that the network classifies frames on its own, and it is saved in ``model.pt`` with the weights.
     """
 
-    # TorchScript compiles every submodule it can reach; BERT cannot be compiled and forward never calls it.
+    # TorchScript compiles every submodule it can reach; forward never calls the text encoder, so it is left out.
     __jit_ignored_attributes__ = ["backbone_text"]
 
     def __init__(self, text_config: BertConfig, sep_token_id: int, num_classes: int, logit_scale: float = PHASE_LOGIT_SCALE) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from surgvlp.errors import SurgVLPError
+from surgvlp.network.bert import unsupported_settings
 from surgvlp.network.model import CONTEXT_LENGTH
 
 if TYPE_CHECKING:
@@ -37,8 +38,17 @@ def require_text_model_files(folder: Path) -> None:
         raise SurgVLPError(f"text model folder {folder} lacks {', '.join(missing)}; it needs {', '.join(TEXT_MODEL_FILES)}")
 
 
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def load_text_config(folder: Path) -> BertConfig:
-    """BERT's architecture as described by ``config.json``; random weights, replaced by the checkpoint."""
+    """BERT's architecture as described by ``config.json``, refused where :mod:`surgvlp.network.bert` does not build it.
+
+    transformers' ``BertConfig``, because the tokenizer reads it too (``AutoTokenizer`` imports its module anyway,
+    so it costs nothing more); BERT itself is not transformers'.
+    """
+    from huggingface_hub.errors import StrictDataclassError
     from transformers import BertConfig
 
     folder = Path(folder)
@@ -49,11 +59,14 @@ def load_text_config(folder: Path) -> BertConfig:
         raise SurgVLPError(f"{folder / 'config.json'} is not readable JSON: {error}") from None
     if not isinstance(values, dict) or values.get("model_type", "bert") != "bert":
         raise SurgVLPError(f"{folder / 'config.json'} does not describe a BERT model")
-    return BertConfig(**{key: value for key, value in values.items() if key != "architectures"})
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    try:
+        config = BertConfig(**{key: value for key, value in values.items() if key != "architectures"})
+    except (StrictDataclassError, TypeError, ValueError) as error:  # a field of the wrong type
+        raise SurgVLPError(f"{folder / 'config.json'} is not a valid BERT configuration: {_first_line(error)}") from None
+    problems = unsupported_settings(config)
+    if problems:
+        raise SurgVLPError(f"{folder / 'config.json'} describes a BERT that SurgVLP models do not use: {'; '.join(problems)}")
+    return config
 
 
 class PromptTokenizer:

@@ -20,6 +20,7 @@ import torch
 from transformers import BertConfig
 
 from surgvlp.atomic import atomic_write
+from surgvlp.network.bert import initialise_like_transformers
 from surgvlp.network.calibration import calibrate
 from surgvlp.network.checkpoint import mark_untrained
 from surgvlp.network.model import EMBED_DIM, SurgVLP
@@ -80,6 +81,9 @@ def write_untrained_model(out_dir: Path, size: Size = "tiny", seed: int = 0) -> 
 
     torch.manual_seed(seed)
     model = SurgVLP(config, sep_token_id=vocab.index("[SEP]"))
+    # BERT first: transformers' BertModel drew its values as it was built, before the ResNet's were redrawn,
+    # so a seed still gives the BERT weights it gave when the network was transformers' own.
+    initialise_like_transformers(model.backbone_text.model, config.initializer_range)
     initialise_like_torchvision(model.backbone_img.model)
     calibrate(model, PromptTokenizer(text_dir), seed)
     checkpoint = out_dir / "model.pth"
