@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from surgvlp.recognition.cache import EmbeddingCache
 from surgvlp.cli import main
 from surgvlp.recognition.decoding import DecoderSettings
 from surgvlp.recognition.scoring import phase_probabilities
+from surgvlp.network.crop import pil_crop
 from surgvlp.network.encoder import SurgVLPEncoder
 from surgvlp.recognition.evaluation import align, read_truth
 from surgvlp.network.loading import load_model
@@ -85,8 +87,12 @@ def test_cache_hit_never_runs_the_image_encoder(sample_case, tiny_model, tmp_pat
         raise AssertionError("the image encoder ran on a cache hit")
 
     monkeypatch.setattr(SurgVLPEncoder, "encode_images", refuse)
-    second = embed(loaded, open_source(sample_case.video, fps=1.0), load_prompt_set("autolaparo"), cache=cache)
+    again = open_source(sample_case.video, fps=1.0)
+    again.prefetch(4, transform=pil_crop)  # as a command does before it loads its model
+    second = embed(loaded, again, load_prompt_set("autolaparo"), cache=cache)
     assert second.from_cache
+    # the frames were not needed after all: their decoding is stopped, not left to run
+    assert not any(thread.name == "surgvlp-frame-decoder" for thread in threading.enumerate())
     np.testing.assert_array_equal(first.frames, second.frames)
     # another sampling rate is another entry, so it needs the encoder
     with pytest.raises(AssertionError, match="image encoder ran"):

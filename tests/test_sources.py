@@ -281,6 +281,35 @@ def test_prefetched_frames_are_the_frames_of_an_iteration(case, tmp_path):
         broken.prefetch(2)  # reported before the model would load
 
 
+def test_a_prefetch_is_taken_only_by_an_iteration_with_its_transform(case):
+    """A command crops frames where they are decoded, from before its model loads; an iteration that wants
+    other images stops that decoding and starts its own, and a prefetch nobody takes can be stopped."""
+    source = open_source(case.video, fps=2.0)
+    plain = list(source)
+
+    def corner(image):
+        return image[:8, :8].copy()
+
+    def decoders():
+        return [thread for thread in threading.enumerate() if thread.name == "surgvlp-frame-decoder"]
+
+    source.prefetch(3, transform=corner)
+    cropped = list(source.iterate(corner))
+    assert [(frame.time, frame.index) for frame in cropped] == [(frame.time, frame.index) for frame in plain]
+    assert all(np.array_equal(frame.image, corner(expected.image)) for frame, expected in zip(cropped, plain, strict=True))
+
+    source.prefetch(3, transform=corner)
+    whole = list(source)  # another transform (none): the prefetch is stopped, not handed over
+    assert all(np.array_equal(frame.image, expected.image) for frame, expected in zip(whole, plain, strict=True))
+
+    source.prefetch(3, transform=corner)
+    assert decoders()
+    source.drop_prefetch()
+    for thread in decoders():
+        thread.join(timeout=5)
+    assert not decoders()
+
+
 def test_background_iteration_is_bounded_and_propagates_errors():
     produced = []
     finished = []

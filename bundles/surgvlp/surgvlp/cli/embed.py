@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from surgvlp.cli.options import add_decode_workers_option, add_fps_option, add_model_options, load_model_from_args
+from surgvlp.cli.options import add_decode_workers_option, add_fps_option, add_model_options, load_model_from_args, start_decoding
 from surgvlp.cli.preflight import preflight
 from surgvlp.errors import SurgVLPError
 from surgvlp.progress import progress_bar
@@ -57,8 +57,7 @@ def run(args: argparse.Namespace) -> None:
 
     prompts = read_prompt_lines(args.prompts) if args.prompts else []
     source = open_source(args.frames, fps=None) if args.frames is not None else open_source(args.video, fps=args.fps)
-    if args.decode_workers <= 1:  # more workers decode in processes of their own, started by the encoder
-        source.prefetch(min(args.batch_size, len(source)))
+    start_decoding(args, source)
     model = load_model_from_args(args, text_encoder=bool(prompts))
     bar, progress = progress_bar(len(source), args.command)
     with bar:

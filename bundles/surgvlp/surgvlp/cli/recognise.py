@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from surgvlp.cli import arguments
-from surgvlp.cli.options import add_model_options, add_source_options, load_model_from_args, open_input
+from surgvlp.cli.options import add_model_options, add_source_options, load_model_from_args, open_input, start_decoding
 from surgvlp.cli.preflight import preflight, prompt_set_file
 from surgvlp.progress import progress_bar
 
@@ -63,6 +63,7 @@ def _recognise(args: argparse.Namespace, prompt_set, **settings):
     from surgvlp.recognition.cache import EmbeddingCache
 
     source = open_input(args)
+    start_decoding(args, source)
     cache = False if args.no_cache else EmbeddingCache()  # a bad size limit in the environment costs no model load
     from surgvlp.recognition.pipeline import recognise_phases, recognise_tools
 

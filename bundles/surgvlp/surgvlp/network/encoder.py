@@ -1,8 +1,8 @@
 """Batched inference: frames and prompts in, embeddings out, on whatever device is best.
 
-Preparing a batch (decoding is already in the frame source's thread; here resize, crop and normalise) runs in a
-background thread while the model works on the previous batch, so the image encoder, not the preprocessing,
-sets the pace.
+Frames are decoded, and with the default preprocessing also resized and cropped, in the frame source's
+thread; batching and normalising them runs in another background thread while the model works on the previous
+batch, so the image encoder, not the preprocessing, sets the pace.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from surgvlp.background import iterate_in_background
 from surgvlp.network.checkpoint import load_network
 from surgvlp.network.encoded import EncodedFrames
 from surgvlp.errors import SurgVLPError
+from surgvlp.network.crop import pil_crop
 from surgvlp.network.model import SurgVLP
 from surgvlp.network.preprocess import (
     DEFAULT_PREPROCESS,
@@ -213,7 +214,9 @@ class SurgVLPEncoder:
 
             transform = partial(crop_frame, mode=self.preprocess)
             frames, prepare = iterate_parallel(source, decode_workers, transform=transform), crops_to_model_input
-        else:
+        elif self.preprocess == "pil":  # cropped in the decoding thread, which takes over a prefetch with this crop
+            frames, prepare = source.iterate(pil_crop), crops_to_model_input
+        else:  # the tensor resize is faster on whole batches
             frames, prepare = iter(source), None
         times: list[float] = []
         indices: list[int] = []

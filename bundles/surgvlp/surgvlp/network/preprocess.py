@@ -11,9 +11,10 @@ ways to resize, and the faithful one is the default:
   but another filter: it differs from PIL by one grey level on a fraction of the values that depends on the
   frame size (measured figures in the README). Choose it explicitly, when throughput matters more.
 
-The geometric part (:func:`crop_frame`) and the normalisation are separate so that the crop can run where
-the frame is decoded, leaving only 224 x 224 uint8 images to move between processes. torchvision is imported
-by the ``tensor`` mode alone: its import costs a second that the default never needs.
+The geometric part (:func:`crop_frame`, in PIL :mod:`surgvlp.network.crop`) and the normalisation are
+separate so that the crop can run where the frame is decoded, leaving only 224 x 224 uint8 images to move
+between threads and processes. torchvision is imported by the ``tensor`` mode alone: its import costs a
+second that the default never needs.
 
 Referring segmentation looks at the whole frame, not the centre crop: :func:`whole_frames_to_model_input`
 stops after the same resize to 360 x 640, so objects keep the scale the network was trained on.
@@ -26,21 +27,16 @@ from typing import Literal, get_args
 
 import numpy as np
 import torch
-from PIL import Image
 
 from surgvlp.errors import SurgVLPError
+from surgvlp.network.crop import CROP, CROP_LEFT, CROP_TOP, RESIZE, pil_crop, pil_resize
 
 PreprocessMode = Literal["pil", "tensor"]
 PREPROCESS_MODES: tuple[PreprocessMode, ...] = get_args(PreprocessMode)
 DEFAULT_PREPROCESS: PreprocessMode = "pil"
 
-RESIZE = (360, 640)
-CROP = 224
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-# torchvision's CenterCrop rounds the margins this way.
-CROP_TOP = int(round((RESIZE[0] - CROP) / 2.0))
-CROP_LEFT = int(round((RESIZE[1] - CROP) / 2.0))
 
 
 def check_preprocess(mode: str) -> PreprocessMode:
@@ -52,15 +48,6 @@ def check_preprocess(mode: str) -> PreprocessMode:
 def preprocessing_id(mode: PreprocessMode) -> str:
     """Names everything that turns a frame into model input, for cache keys: other pixels, other embeddings."""
     return f"resize{RESIZE[0]}x{RESIZE[1]}-{check_preprocess(mode)}-crop{CROP}-imagenet"
-
-
-def _pil_resize(image: np.ndarray) -> Image.Image:
-    # Decoded frames are views with padded rows; PIL copies those pixel by pixel, ten times slower than numpy.
-    return Image.fromarray(np.ascontiguousarray(image)).resize((RESIZE[1], RESIZE[0]), Image.Resampling.BILINEAR)
-
-
-def _pil_crop(image: np.ndarray) -> np.ndarray:
-    return np.asarray(_pil_resize(image).crop((CROP_LEFT, CROP_TOP, CROP_LEFT + CROP, CROP_TOP + CROP)))
 
 
 def _tensor_resize(batch: torch.Tensor) -> torch.Tensor:
@@ -82,7 +69,7 @@ def _stack(frames: Sequence[np.ndarray]) -> torch.Tensor:
 def crop_frame(image: np.ndarray, mode: PreprocessMode = DEFAULT_PREPROCESS) -> np.ndarray:
     """One (H, W, 3) uint8 frame -> its (224, 224, 3) uint8 crop (also what decoding workers run)."""
     if mode == "pil":
-        return _pil_crop(image)
+        return pil_crop(image)
     return _tensor_crops(_stack([image]))[0].permute(1, 2, 0).numpy()
 
 
@@ -114,4 +101,4 @@ def whole_frames_to_model_input(frames: Sequence[np.ndarray], mode: PreprocessMo
     if mode == "tensor":
         groups = [frames] if len({frame.shape for frame in frames}) == 1 else [[frame] for frame in frames]
         return normalize(torch.cat([_tensor_resize(_stack(group)) for group in groups]))
-    return normalize(_stack([np.asarray(_pil_resize(frame)) for frame in frames]))
+    return normalize(_stack([np.asarray(pil_resize(frame)) for frame in frames]))

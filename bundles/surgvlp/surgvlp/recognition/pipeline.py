@@ -133,8 +133,10 @@ def embed(
             source, batch_size=batch_size, decode_workers=decode_workers, progress=progress, cancel=cancel
         ),
     )
-    if from_cache and progress is not None:
-        progress(len(encoded.times), len(encoded.times))
+    if from_cache:
+        source.drop_prefetch()
+        if progress is not None:
+            progress(len(encoded.times), len(encoded.times))
     prompt_embeddings, _ = _through(store, prompts_key(model, prompts), lambda: model.encoder.encode_prompts(prompts))
     return Embeddings(
         frames=encoded.embeddings,

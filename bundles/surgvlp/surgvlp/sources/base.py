@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,10 @@ import numpy as np
 from surgvlp.errors import SurgVLPError
 from surgvlp.background import iterate_in_background
 from surgvlp.sources.sampling import sampling_rate, select_frames
+
+
+Transform = Callable[[np.ndarray], np.ndarray]
+"""What a consumer has done to each image where it is decoded: (H, W, 3) uint8 in, any array out."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class FrameSource(abc.ABC):
         self._selected = select_frames(times, self.native_fps, self.fps, self.start, self.end)
         if len(self._selected) == 0:
             raise SurgVLPError(f"{self.name}: no frames between {self.start:g} s and {self.end:g} s")
-        self._prefetched: Iterator[Frame] | None = None
+        self._prefetched: _Prefetch | None = None
 
     @property
     def frame_count(self) -> int:
@@ -112,21 +116,38 @@ class FrameSource(abc.ABC):
         return len(self._selected)
 
     def __iter__(self) -> Iterator[Frame]:
-        prefetched, self._prefetched = self._prefetched, None
-        return prefetched or iterate_in_background(self._frames(), depth=self.queue_depth, name="surgvlp-frame-decoder")
+        return self.iterate()
 
-    def prefetch(self, count: int) -> None:
-        """Decode the first frame now and the next ones in the background, for the next iteration to take.
+    def iterate(self, transform: Transform | None = None) -> Iterator[Frame]:
+        """The sampled frames, decoded in a background thread that also applies ``transform`` to each image
+        (a model's crop, say, so that only small images wait in the queue). A :meth:`prefetch` with the same
+        transform is taken over; one with another transform is stopped."""
+        prefetched = self._prefetched
+        if prefetched is not None and prefetched.transform == transform:
+            self._prefetched = None
+            return _first_then_rest(prefetched.first, prefetched.rest)
+        self.drop_prefetch()
+        return iterate_in_background(self._frames(transform), depth=self.queue_depth, name="surgvlp-frame-decoder")
+
+    def prefetch(self, count: int, transform: Transform | None = None) -> None:
+        """Decode the first frame now and the next ones in the background, for the next iteration with the
+        same ``transform`` to take.
 
         A command calls this before it loads its model: an unreadable source is reported before that work,
-        and the first batch is decoded while torch is imported (which holds one core for over a second).
-        That iteration's decoding thread runs up to ``count`` frames ahead, not ``queue_depth``.
+        and frames are decoded while torch is imported and the checkpoint read, which leave a core idle for
+        seconds. That iteration's decoding thread runs up to ``count`` frames ahead, not ``queue_depth``.
         """
-        frames = iterate_in_background(self._frames(), depth=max(count, 1), name="surgvlp-frame-decoder")
-        self._prefetched = _first_then_rest(next(frames), frames)
+        frames = iterate_in_background(self._frames(transform), depth=max(count, 1), name="surgvlp-frame-decoder")
+        self._prefetched = _Prefetch(next(frames), frames, transform)
 
-    def _frames(self) -> Generator[Frame, None, None]:
-        return self.frames_at(self._selected)
+    def drop_prefetch(self) -> None:
+        """Stop the decoding that :meth:`prefetch` started, for a caller that found the frames' embeddings cached."""
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None:
+            prefetched.rest.close()
+
+    def _frames(self, transform: Transform | None = None) -> Generator[Frame, None, None]:
+        return transformed(self.frames_at(self._selected), transform)
 
     def frames_at(self, positions: np.ndarray) -> Generator[Frame, None, None]:
         """Decode the native frames at ``positions`` (ascending), in the calling thread."""
@@ -158,6 +179,25 @@ class FrameSource(abc.ABC):
             f"{type(self).__name__}({self.name!r}, frames={len(self)}/{self.frame_count}, "
             f"duration={self.duration:.3f}s, native_fps={self.native_fps:g}, sampled_fps={self.fps})"
         )
+
+
+@dataclass(frozen=True)
+class _Prefetch:
+    """A decoding started ahead: its first frame (decoded in the caller's thread), the rest and its transform."""
+
+    first: Frame
+    rest: Generator[Frame, None, None]
+    transform: Transform | None
+
+
+def transformed(frames: Iterator[Frame], transform: Transform | None) -> Generator[Frame, None, None]:
+    """``frames`` with ``transform`` applied to each image (times and indices kept)."""
+    try:
+        for frame in frames:
+            yield frame if transform is None else Frame(transform(frame.image), frame.time, frame.index)
+    finally:
+        if isinstance(frames, Generator):
+            frames.close()
 
 
 def _first_then_rest(first: Frame, rest: Iterator[Frame]) -> Generator[Frame, None, None]:

@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from itertools import islice
 
 import numpy as np
 import torch
 
-from surgvlp.sources.base import Frame, FrameSource
+from surgvlp.sources.base import Frame, FrameSource, Transform, transformed
 
 RUN_LENGTH = 16
 RUNS_AHEAD_PER_WORKER = 2
 
 _source: FrameSource | None = None
-_transform: Callable[[np.ndarray], np.ndarray] | None = None
+_transform: Transform | None = None
 
 
-def _adopt(source: FrameSource, transform: Callable[[np.ndarray], np.ndarray] | None) -> None:
+def _adopt(source: FrameSource, transform: Transform | None) -> None:
     """Worker start-up: keep the source and transform, and leave the cores to the other workers."""
     global _source, _transform
     _source, _transform = source, transform
@@ -35,16 +35,13 @@ def _adopt(source: FrameSource, transform: Callable[[np.ndarray], np.ndarray] | 
 
 
 def _decode_run(positions: np.ndarray) -> list[Frame]:
-    frames = list(_source.frames_at(positions))
-    if _transform is None:
-        return frames
-    return [Frame(_transform(frame.image), frame.time, frame.index) for frame in frames]
+    return list(transformed(_source.frames_at(positions), _transform))
 
 
 def iterate_parallel(
     source: FrameSource,
     workers: int,
-    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    transform: Transform | None = None,
     run_length: int = RUN_LENGTH,
 ) -> Iterator[Frame]:
     """The frames ``iter(source)`` yields, decoded by ``workers`` processes; ``transform`` (a module-level
