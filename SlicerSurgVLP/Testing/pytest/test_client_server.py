@@ -138,7 +138,12 @@ def test_phases_edit_save_read_back_and_history(session):
     assert timeline.times.size == DURATION and timeline.start == 0.0
     assert session.history(CASE) == []
 
-    edited = timeline.split(3.0, "CalotTriangleDissection" if timeline.label_at(3.0) != "CalotTriangleDissection"
+    # Cut the first segment of two frames or more after its first frame (which segments the untrained model
+    # draws depends on its random weights).
+    long_enough = [segment for segment in timeline.segments if segment.end - segment.start >= 2.0]
+    assert long_enough, "the untrained model gave no segment of two frames to cut"
+    cut = long_enough[0]
+    edited = timeline.split(cut.start + 1.0, "CalotTriangleDissection" if cut.label != "CalotTriangleDissection"
                             else "Preparation")
     edited = edited.relabel(0, "Preparation" if edited.segments[0].label != "Preparation" else "ClippingCutting")
     session.save_timeline(CASE, timeline)
